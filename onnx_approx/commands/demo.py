@@ -1,0 +1,67 @@
+"""The main job on the default model and data: fine-tune, export, and score with both engines.
+
+Example:
+  onnx-approx demo                      # MiniLM-L6 on SST-2, outputs in runs/demo/
+  onnx-approx demo --task rte --epochs 3
+
+Steps whose output folder already exists are reused, so a second run only re-scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from onnx_approx.commands._common import add_model_argument, add_task_arguments, add_threads_argument
+
+NAME = "demo"
+HELP = "fine-tune the default model on SST-2, export it, score it in PyTorch and ONNX Runtime"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_argument(parser)
+    add_task_arguments(parser, required=False)
+    parser.set_defaults(task="sst2")
+    parser.add_argument("--out", default="runs/demo", help="output root (default runs/demo)")
+    parser.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs (default 1)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
+    parser.add_argument("--max-seq-len", type=int, default=64, help="default 64 (SST-2 sentences are short)")
+    add_threads_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    from pathlib import Path
+
+    import numpy as np
+
+    from onnx_approx.commands._common import print_metrics_table
+    from onnx_approx.data import get_task, load_split, resolve_data_dir
+    from onnx_approx.evaluate import evaluate_engine, open_engine
+    from onnx_approx.export import export_folder
+    from onnx_approx.finetune import finetune
+    from onnx_approx.train import TrainConfig
+
+    log = logging.getLogger("onnx_approx.demo")
+    out = Path(args.out)
+    task = get_task(args.task)
+    model_dir, onnx_dir = out / f"{task.name}-finetuned", out / f"{task.name}-onnx"
+    if (model_dir / "metrics.json").is_file():
+        log.info("reusing fine-tuned model in %s", model_dir)
+    else:
+        config = TrainConfig(epochs=args.epochs, lr=args.lr, max_seq_len=args.max_seq_len)
+        finetune(args.model, task.name, model_dir, config, data_dir=args.data_dir, overwrite=True)
+    if not (onnx_dir / "model.onnx").is_file():
+        export_folder(model_dir, onnx_dir, overwrite=True)
+    examples = load_split(task, "dev", resolve_data_dir(args.data_dir))
+    results = []
+    for path in (model_dir, onnx_dir):
+        engine, tokenizer = open_engine(path, task, threads=args.threads)
+        results.append(evaluate_engine(engine, tokenizer, task, examples, max_seq_len=args.max_seq_len))
+    print(f"\n{task.name} dev ({len(examples)} examples):")
+    print_metrics_table([(r.engine, r.metrics) for r in results], task.main_metric)
+    torch_result, ort_result = results
+    diff = max(float(np.abs(torch_result.outputs[k] - ort_result.outputs[k]).max()) for k in torch_result.outputs)
+    same = int(np.sum(np.asarray(torch_result.predictions) == np.asarray(ort_result.predictions)))
+    print(f"parity: max |output difference| {diff:.2e}, identical predictions {same}/{len(examples)}")
+    print(f"\nfine-tuned model: {model_dir}\nONNX model:       {onnx_dir / 'model.onnx'}")
+    return 0

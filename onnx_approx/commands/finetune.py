@@ -1,0 +1,54 @@
+"""Fine-tune a pre-trained model on a task and save it with its dev metrics.
+
+Example:
+  onnx-approx finetune --model minilm-l6 --task sst2 --out runs/sst2 --epochs 1
+
+OUT receives the Hugging Face weights, tokenizer, config.json and metrics.json (dev split metrics and
+the training settings). The run is seeded and deterministic; nothing is written until it succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from onnx_approx.commands._common import add_model_argument, add_task_arguments, add_threads_argument
+
+NAME = "finetune"
+HELP = "fine-tune a model on a task (AdamW, warm-up/decay, dynamic padding)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from onnx_approx.train import TrainConfig
+
+    d = TrainConfig()
+    add_model_argument(parser)
+    add_task_arguments(parser)
+    parser.add_argument("--out", required=True, help="output folder (refused if it exists, unless --overwrite)")
+    parser.add_argument("--epochs", type=float, default=d.epochs, help=f"epochs, may be fractional (default {d.epochs})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    parser.add_argument("--max-seq-len", type=int, default=d.max_seq_len, help=f"truncate longer inputs (default {d.max_seq_len})")
+    parser.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded random subset")
+    parser.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help=f"default {d.warmup_ratio}")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    add_threads_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from onnx_approx.commands._common import print_metrics_table
+    from onnx_approx.finetune import finetune
+    from onnx_approx.train import TrainConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
+        warmup_ratio=args.warmup_ratio, seed=args.seed, max_train_samples=args.max_train_samples,
+    )
+    metrics = finetune(args.model, args.task, args.out, config, data_dir=args.data_dir, overwrite=args.overwrite)
+    print_metrics_table([("pytorch", metrics["dev"])], metrics["main_metric"])
+    print(f"saved to {args.out} ({metrics['train']['seconds']:.0f} s of training)")
+    return 0

@@ -1,0 +1,58 @@
+"""The fine-tuning job: load, train on the task's train split, score on dev, save atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from onnx_approx.data import get_task, load_split, resolve_data_dir
+from onnx_approx.evaluate import TorchEngine, evaluate_engine
+from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir
+from onnx_approx.modeling import load_model
+from onnx_approx.train import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+
+
+def finetune(
+    model: str,
+    task_name: str,
+    out_dir: str | Path,
+    config: TrainConfig,
+    *,
+    data_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fine-tune `model` on `task_name`; OUT holds HF weights, tokenizer, config and metrics.json (dev)."""
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir, overwrite)  # refuse before any training work
+    task = get_task(task_name)
+    root = resolve_data_dir(data_dir)
+    train_examples = load_split(task, "train", root)
+    dev_examples = load_split(task, "dev", root)
+    loaded = load_model(model, task)
+    summary = train(
+        loaded.model, loaded.tokenizer, task, train_examples, config, uses_token_type_ids=loaded.uses_token_type_ids
+    )
+    result = evaluate_engine(
+        TorchEngine(loaded.model, loaded.uses_token_type_ids), loaded.tokenizer, task, dev_examples,
+        max_seq_len=config.max_seq_len,
+    )
+    metrics = {
+        "task": task.name,
+        "split": "dev",
+        "main_metric": task.main_metric,
+        "dev": result.metrics,
+        "model": str(model),
+        "train": {**summary, "config": config.to_dict(), "samples": len(train_examples)},
+    }
+    log.info("dev %s = %.4f", task.main_metric, result.main_value)
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+        loaded.model.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
+        atomic_write_text(tmp / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    return metrics

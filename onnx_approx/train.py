@@ -1,0 +1,113 @@
+"""One training loop for fine-tuning and recovery: AdamW, linear warm-up/decay, length-grouped dynamic batches."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
+
+from onnx_approx.data import TaskSpec
+from onnx_approx.dataset import EncodedDataset, encode_dataset
+from onnx_approx.features import length_grouped_batches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 3.0
+    lr: float = 5e-5
+    batch_size: int = 32
+    max_seq_len: int = 128
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 42
+    max_train_samples: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and LayerNorm weights (the usual BERT recipe)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def train(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    task: TaskSpec,
+    examples: list,
+    config: TrainConfig,
+    *,
+    uses_token_type_ids: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> dict[str, Any]:
+    """Fine-tune `model` in place on `examples`; returns a summary (steps, final loss, seconds).
+
+    Works for any module with the Hugging Face forward signature (labels in, `.loss` out), so gated,
+    pruned and fake-quantized models train with the same loop.
+    """
+    import time
+
+    seed_everything(config.seed)
+    if config.max_train_samples is not None and config.max_train_samples < len(examples):
+        rng = random.Random(config.seed)
+        examples = rng.sample(examples, config.max_train_samples)
+    data: EncodedDataset = encode_dataset(tokenizer, task, examples, config.max_seq_len)
+    steps_per_epoch = math.ceil(len(data) / config.batch_size)
+    total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+    model.train()
+    step, losses, start = 0, [], time.perf_counter()
+    bar = tqdm(total=total_steps, desc=f"train {task.name}", unit="step", dynamic_ncols=True)
+    epoch = 0
+    while step < total_steps:
+        batches = length_grouped_batches(data.lengths, config.batch_size, seed=config.seed + epoch)
+        for indices in batches:
+            if step >= total_steps:
+                break
+            batch = data.collate(indices, with_token_type_ids=uses_token_type_ids, with_labels=True)
+            loss = model(**batch).loss
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            losses.append(loss.item())
+            if on_step is not None:
+                on_step(step, losses[-1])
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", epoch=epoch)
+        epoch += 1
+    bar.close()
+    model.eval()
+    seconds = time.perf_counter() - start
+    summary = {"steps": step, "epochs": config.epochs, "train_loss": float(np.mean(losses[-100:])), "seconds": seconds}
+    log.info("trained %d steps in %.0f s, final loss %.4f", step, seconds, summary["train_loss"])
+    return summary
