@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from onnx_approx.data import get_task, load_split, resolve_data_dir
 from onnx_approx.evaluate import TorchEngine, evaluate_engine
 from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir
 from onnx_approx.modeling import load_model
+from onnx_approx.task_data import TaskData
 from onnx_approx.train import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -20,20 +20,18 @@ METRICS_FILE = "metrics.json"
 
 def finetune(
     model: str,
-    task_name: str,
+    data: TaskData,
     out_dir: str | Path,
     config: TrainConfig,
     *,
-    data_dir: str | Path | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune `model` on `task_name`; OUT holds HF weights, tokenizer, config and metrics.json (dev)."""
+    """Fine-tune `model` on `data`'s train split; OUT holds HF weights, tokenizer, config and metrics.json (dev)."""
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite)  # refuse before any training work
-    task = get_task(task_name)
-    root = resolve_data_dir(data_dir)
-    train_examples = load_split(task, "train", root)
-    dev_examples = load_split(task, "dev", root)
+    task = data.task
+    train_examples = data.load("train", max_samples=config.max_train_samples, seed=config.seed)
+    dev_examples = data.load("dev")
     loaded = load_model(model, task)
     summary = train(
         loaded.model, loaded.tokenizer, task, train_examples, config, uses_token_type_ids=loaded.uses_token_type_ids

@@ -116,7 +116,8 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, task: TaskSpec |
         config = AutoConfig.from_pretrained(source)
         spec_for(config.model_type)  # fail early, with the supported list, on other architectures
         overrides = _task_config_overrides(task, config)
-        model = _head_class(task, config).from_pretrained(source, **overrides)
+        # A checkpoint with another head size gets a fresh head of the size the task needs.
+        model = _head_class(task, config).from_pretrained(source, ignore_mismatched_sizes=bool(overrides), **overrides)
     spec = spec_for(model.config.model_type)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model.eval()

@@ -31,7 +31,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     seed: int = 42
-    max_train_samples: int | None = None
+    max_train_samples: int | None = None  # applied by the caller when it loads the data
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,9 +71,6 @@ def train(
     import time
 
     seed_everything(config.seed)
-    if config.max_train_samples is not None and config.max_train_samples < len(examples):
-        rng = random.Random(config.seed)
-        examples = rng.sample(examples, config.max_train_samples)
     data: EncodedDataset = encode_dataset(tokenizer, task, examples, config.max_seq_len)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))

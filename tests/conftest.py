@@ -20,7 +20,7 @@ _WORDS = (
 ).split()
 
 
-def tiny_tokenizer(tmp_path: Path):
+def make_tiny_tokenizer(tmp_path: Path):
     """A WordPiece tokenizer over a few dozen words (all tiny models share it; ids are what matter)."""
     from transformers import BertTokenizerFast
 
@@ -28,7 +28,8 @@ def tiny_tokenizer(tmp_path: Path):
     vocab += list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
     vocab_file = tmp_path / "vocab.txt"
     vocab_file.write_text("\n".join(dict.fromkeys(vocab)) + "\n")
-    return BertTokenizerFast(vocab_file=str(vocab_file), model_max_length=64)
+    # transformers 5 ignores `vocab_file` here (every word becomes [UNK]); `vocab` takes the path.
+    return BertTokenizerFast(vocab=str(vocab_file), model_max_length=64)
 
 
 def tiny_config(model_type: str, num_labels: int = 2, vocab_size: int = 128):
@@ -62,10 +63,15 @@ def tiny_model_dir(tmp_path_factory):
         model = cls.from_config(config)
         model.eval()
         model.save_pretrained(out)
-        tiny_tokenizer(out).save_pretrained(out)
+        make_tiny_tokenizer(out).save_pretrained(out)
         return out
 
     return make
+
+
+@pytest.fixture
+def tiny_tokenizer(tmp_path):
+    return make_tiny_tokenizer(tmp_path)
 
 
 @pytest.fixture

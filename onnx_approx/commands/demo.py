@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from onnx_approx.commands._common import print_metrics_table
-    from onnx_approx.data import get_task, load_split, resolve_data_dir
+    from onnx_approx.commands._common import print_metrics_table, task_data_from_args
     from onnx_approx.evaluate import evaluate_engine, open_engine
     from onnx_approx.export import export_folder
     from onnx_approx.finetune import finetune
@@ -43,16 +42,17 @@ def run(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("onnx_approx.demo")
     out = Path(args.out)
-    task = get_task(args.task)
+    data = task_data_from_args(args)
+    task = data.task
     model_dir, onnx_dir = out / f"{task.name}-finetuned", out / f"{task.name}-onnx"
     if (model_dir / "metrics.json").is_file():
         log.info("reusing fine-tuned model in %s", model_dir)
     else:
         config = TrainConfig(epochs=args.epochs, lr=args.lr, max_seq_len=args.max_seq_len)
-        finetune(args.model, task.name, model_dir, config, data_dir=args.data_dir, overwrite=True)
+        finetune(args.model, data, model_dir, config, overwrite=True)
     if not (onnx_dir / "model.onnx").is_file():
         export_folder(model_dir, onnx_dir, overwrite=True)
-    examples = load_split(task, "dev", resolve_data_dir(args.data_dir))
+    examples = data.load("dev")
     results = []
     for path in (model_dir, onnx_dir):
         engine, tokenizer = open_engine(path, task, threads=args.threads)

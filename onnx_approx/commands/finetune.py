@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from onnx_approx.commands._common import print_metrics_table
+    from onnx_approx.commands._common import print_metrics_table, task_data_from_args
     from onnx_approx.finetune import finetune
     from onnx_approx.train import TrainConfig
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
         warmup_ratio=args.warmup_ratio, seed=args.seed, max_train_samples=args.max_train_samples,
     )
-    metrics = finetune(args.model, args.task, args.out, config, data_dir=args.data_dir, overwrite=args.overwrite)
+    metrics = finetune(args.model, task_data_from_args(args), args.out, config, overwrite=args.overwrite)
     print_metrics_table([("pytorch", metrics["dev"])], metrics["main_metric"])
     print(f"saved to {args.out} ({metrics['train']['seconds']:.0f} s of training)")
     return 0

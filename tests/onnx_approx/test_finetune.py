@@ -1,0 +1,108 @@
+"""Fine-tuning, evaluation and the CLI's bad-input handling on a tiny model and small tables."""
+
+import json
+
+import numpy as np
+import pytest
+
+from onnx_approx.cli import main
+from onnx_approx.evaluate import OrtEngine, TorchEngine, evaluate_engine
+from onnx_approx.export import export_folder
+from onnx_approx.finetune import finetune
+from onnx_approx.modeling import load_model
+from onnx_approx.runtime import make_session
+from onnx_approx.task_data import TaskData
+from onnx_approx.train import TrainConfig
+
+POSITIVE = ["good movie", "great fun film", "loved it", "fine story and great actor", "really good"]
+NEGATIVE = ["bad movie", "awful plot", "hated it", "boring story", "really bad film"]
+
+
+def _write_table(path, rows):
+    path.write_text("sentence,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
+    return path
+
+
+@pytest.fixture
+def sentiment_tables(tmp_path):
+    train = [(t, "pos") for t in POSITIVE] * 6 + [(t, "neg") for t in NEGATIVE] * 6
+    dev = [(t, "pos") for t in POSITIVE] + [(t, "neg") for t in NEGATIVE]
+    return {"train": _write_table(tmp_path / "train.csv", train), "dev": _write_table(tmp_path / "dev.csv", dev)}
+
+
+class TestFinetune:
+    def test_learns_a_separable_table_and_is_deterministic(self, tiny_model_dir, sentiment_tables, tmp_path):
+        data = TaskData.table(sentiment_tables, "sentence")
+        assert data.task.label_names == ("neg", "pos")
+        config = TrainConfig(epochs=8, lr=3e-3, batch_size=8, seed=3, warmup_ratio=0.0)
+        model = tiny_model_dir("bert")
+        first = finetune(str(model), data, tmp_path / "a", config)
+        second = finetune(str(model), data, tmp_path / "b", config)
+        assert first["dev"]["accuracy"] == 1.0
+        assert first["train"]["train_loss"] == second["train"]["train_loss"]
+        saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+        assert saved["dev"] == first["dev"] and saved["main_metric"] == "accuracy"
+        assert (tmp_path / "a" / "model.safetensors").is_file() and (tmp_path / "a" / "tokenizer.json").is_file()
+
+
+class TestEvaluateParity:
+    @pytest.mark.parametrize("model_type", ["bert", "roberta"])
+    def test_pytorch_and_onnx_agree(self, tiny_model_dir, sentiment_tables, tmp_path, model_type):
+        data = TaskData.table(sentiment_tables, "sentence")
+        folder = tiny_model_dir(model_type)
+        export_folder(folder, tmp_path / "onnx")
+        loaded = load_model(folder, data.task)
+        examples = data.load("dev")
+        torch_result = evaluate_engine(TorchEngine(loaded.model, loaded.uses_token_type_ids), loaded.tokenizer, data.task, examples)
+        ort_result = evaluate_engine(OrtEngine(make_session(tmp_path / "onnx" / "model.onnx")), loaded.tokenizer, data.task, examples)
+        np.testing.assert_allclose(torch_result.outputs["logits"], ort_result.outputs["logits"], atol=1e-5)
+        assert torch_result.metrics == ort_result.metrics
+        # Outputs come back in example order, whatever the length-sorted batching did.
+        single = TorchEngine(loaded.model, loaded.uses_token_type_ids)
+        one = evaluate_engine(single, loaded.tokenizer, data.task, examples[3:4])
+        np.testing.assert_allclose(one.outputs["logits"][0], torch_result.outputs["logits"][3], atol=1e-5)
+
+
+class TestCLIBadInput:
+    def _run(self, capsys, *argv):
+        code = main(list(argv))
+        return code, capsys.readouterr().err
+
+    def test_unknown_task(self, capsys, tmp_path):
+        code, err = self._run(capsys, "finetune", "--task", "nope", "--out", str(tmp_path / "o"))
+        assert code == 2 and "unknown task 'nope'" in err.lower() and not (tmp_path / "o").exists()
+
+    def test_unknown_alias(self, capsys, tmp_path, shared_data):
+        code, err = self._run(capsys, "finetune", "--model", "no-such-alias", "--task", "sst2", "--out", str(tmp_path / "o"))
+        assert code == 2 and "no-such-alias" in err and not (tmp_path / "o").exists()
+
+    def test_missing_data_folder(self, capsys, tmp_path):
+        code, err = self._run(capsys, "finetune", "--task", "sst2", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+        assert code == 2 and "nowhere" in err and not (tmp_path / "o").exists()
+
+    def test_missing_column(self, capsys, tmp_path, sentiment_tables):
+        code, err = self._run(capsys, "finetune", "--task", "table", "--train-file", str(sentiment_tables["train"]),
+                              "--text-column", "review", "--out", str(tmp_path / "o"))
+        assert code == 2 and "missing column 'review'" in err and "train.csv" in err
+
+    def test_empty_file(self, capsys, tmp_path):
+        empty = tmp_path / "empty.csv"
+        empty.write_text("")
+        code, err = self._run(capsys, "finetune", "--task", "table", "--train-file", str(empty), "--out", str(tmp_path / "o"))
+        assert code == 2 and "empty" in err and "empty.csv" in err
+
+    def test_bad_label_names_file_and_line(self, capsys, tmp_path, sentiment_tables):
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text('{"sentence": "good", "label": 1}\n{"sentence": "bad", "label": 0.5}\n')
+        code, err = self._run(capsys, "finetune", "--task", "table", "--train-file", str(bad), "--out", str(tmp_path / "o"))
+        assert code == 2 and "bad.jsonl:2" in err
+
+    def test_existing_output_is_refused_before_training(self, capsys, tmp_path, tiny_model_dir, sentiment_tables):
+        out = tmp_path / "o"
+        out.mkdir()
+        (out / "keep.txt").write_text("mine")
+        code, err = self._run(capsys, "finetune", "--model", str(tiny_model_dir("bert")), "--task", "table",
+                              "--train-file", str(sentiment_tables["train"]), "--dev-file", str(sentiment_tables["dev"]),
+                              "--out", str(out))
+        assert code == 2 and "--overwrite" in err
+        assert [p.name for p in out.iterdir()] == ["keep.txt"]
