@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs (default 1)")
     parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
     parser.add_argument("--max-seq-len", type=int, default=64, help="default 64 (SST-2 sentences are short)")
+    parser.add_argument(
+        "--max-train-samples", type=int, default=40000,
+        help="train on a seeded subset (default 40000 of SST-2's 67349: one epoch reaches ~0.89 dev accuracy)",
+    )
     add_threads_argument(parser)
 
 
@@ -41,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from onnx_approx.train import TrainConfig
 
     log = logging.getLogger("onnx_approx.demo")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     data = task_data_from_args(args)
     task = data.task
@@ -48,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if (model_dir / "metrics.json").is_file():
         log.info("reusing fine-tuned model in %s", model_dir)
     else:
-        config = TrainConfig(epochs=args.epochs, lr=args.lr, max_seq_len=args.max_seq_len)
+        config = TrainConfig(
+            epochs=args.epochs, lr=args.lr, max_seq_len=args.max_seq_len, max_train_samples=args.max_train_samples
+        )
         finetune(args.model, data, model_dir, config, overwrite=True)
     if not (onnx_dir / "model.onnx").is_file():
         export_folder(model_dir, onnx_dir, overwrite=True)
@@ -61,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
     print_metrics_table([(r.engine, r.metrics) for r in results], task.main_metric)
     torch_result, ort_result = results
     diff = max(float(np.abs(torch_result.outputs[k] - ort_result.outputs[k]).max()) for k in torch_result.outputs)
-    same = int(np.sum(np.asarray(torch_result.predictions) == np.asarray(ort_result.predictions)))
+    if isinstance(torch_result.predictions, dict):  # QA: question id -> answer text
+        same = sum(torch_result.predictions[k] == ort_result.predictions[k] for k in torch_result.predictions)
+    else:
+        same = int(np.sum(torch_result.predictions == ort_result.predictions))
     print(f"parity: max |output difference| {diff:.2e}, identical predictions {same}/{len(examples)}")
     print(f"\nfine-tuned model: {model_dir}\nONNX model:       {onnx_dir / 'model.onnx'}")
     return 0
