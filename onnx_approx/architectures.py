@@ -6,7 +6,7 @@ paths from here instead of hard-coding BERT names. Torch-free, so the graph pass
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Architecture-neutral names of the weight matrices of one encoder layer, as used in plan files.
@@ -59,33 +59,24 @@ _BERT_LIKE_MATRICES = {
     "ffn.output": "output.dense",
 }
 
+_BERT = ArchitectureSpec(
+    model_type="bert",
+    layers="encoder.layer",
+    embeddings="embeddings",
+    matrices=_BERT_LIKE_MATRICES,
+    attention_layernorm="attention.output.LayerNorm",
+    ffn_layernorm="output.LayerNorm",
+    num_layers_field="num_hidden_layers",
+    num_heads_field="num_attention_heads",
+    hidden_size_field="hidden_size",
+    intermediate_size_field="intermediate_size",
+    uses_token_type_ids=True,
+)
+
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
-    "bert": ArchitectureSpec(
-        model_type="bert",
-        layers="encoder.layer",
-        embeddings="embeddings",
-        matrices=_BERT_LIKE_MATRICES,
-        attention_layernorm="attention.output.LayerNorm",
-        ffn_layernorm="output.LayerNorm",
-        num_layers_field="num_hidden_layers",
-        num_heads_field="num_attention_heads",
-        hidden_size_field="hidden_size",
-        intermediate_size_field="intermediate_size",
-        uses_token_type_ids=True,
-    ),
-    "roberta": ArchitectureSpec(
-        model_type="roberta",
-        layers="encoder.layer",
-        embeddings="embeddings",
-        matrices=_BERT_LIKE_MATRICES,
-        attention_layernorm="attention.output.LayerNorm",
-        ffn_layernorm="output.LayerNorm",
-        num_layers_field="num_hidden_layers",
-        num_heads_field="num_attention_heads",
-        hidden_size_field="hidden_size",
-        intermediate_size_field="intermediate_size",
-        uses_token_type_ids=False,
-    ),
+    "bert": _BERT,
+    # RoBERTa keeps BERT's module tree; its single token type is left out of the model inputs.
+    "roberta": replace(_BERT, model_type="roberta", uses_token_type_ids=False),
     "distilbert": ArchitectureSpec(
         model_type="distilbert",
         layers="transformer.layer",
