@@ -40,6 +40,12 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"output folder {out_dir} exists and is not empty; pass --overwrite to replace it")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out_dir: Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; on success it replaces `out_dir`, on failure it is deleted."""
@@ -47,6 +53,7 @@ def atomic_output_dir(out_dir: Path, overwrite: bool = False) -> Iterator[Path]:
     check_output_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    tmp.chmod(0o777 & ~_current_umask())  # mkdtemp makes 0700; the result should look like a plain mkdir
     try:
         yield tmp
     except BaseException:

@@ -194,6 +194,29 @@ class Plan:
             for lp in self.layers
         ) and self.embeddings.get("precision", "fp32") == "fp32"
 
+    def summary(self) -> dict[str, Any]:
+        """What the plan removes, keeps and quantizes, as counts a person reads at a glance (JSON-ready)."""
+        precision_counts: dict[str, int] = {}
+        for lp in self.layers:
+            for role in MATRIX_ROLES:
+                p = lp.precision_of(role)
+                precision_counts[p] = precision_counts.get(p, 0) + 1
+        return {
+            "goal": self.goal,
+            "model_type": self.model_type,
+            "num_layers": self.num_layers,
+            "attention_blocks_removed": sum(lp.attention.remove for lp in self.layers),
+            "ffn_blocks_removed": sum(lp.ffn.remove for lp in self.layers),
+            "heads_kept": sum(len(self.kept_heads(i)) for i in range(self.num_layers)),
+            "heads_total": self.num_layers * self.num_heads,
+            "neurons_kept": sum(len(self.kept_neurons(i)) for i in range(self.num_layers)),
+            "neurons_total": self.num_layers * self.intermediate_size,
+            "sign_match_layers": [lp.index for lp in self.layers if lp.attention.sign_match_top_k is not None],
+            "matrix_precision": precision_counts,
+            "embeddings_precision": self.embeddings.get("precision", "fp32"),
+            "metrics": self.metrics,
+        }
+
 
 def _check_indices(indices: list[int] | None, limit: int, where: str) -> None:
     if indices is None:

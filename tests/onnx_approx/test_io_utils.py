@@ -1,5 +1,7 @@
 import pytest
 
+import os
+
 from onnx_approx.io_utils import OutputExistsError, atomic_output_dir, atomic_write_text
 
 
@@ -30,4 +32,11 @@ class TestAtomicWrites:
         with atomic_output_dir(out, overwrite=True) as tmp:
             (tmp / "new.txt").write_text("new")
         assert [p.name for p in out.iterdir()] == ["new.txt"]
+        assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
