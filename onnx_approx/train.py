@@ -6,7 +6,6 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -17,24 +16,9 @@ from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmu
 from onnx_approx.data import TaskSpec
 from onnx_approx.dataset import EncodedDataset, encode_dataset
 from onnx_approx.features import length_grouped_batches
+from onnx_approx.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    epochs: float = 3.0
-    lr: float = 5e-5
-    batch_size: int = 32
-    max_seq_len: int = 128
-    warmup_ratio: float = 0.06
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    seed: int = 42
-    max_train_samples: int | None = None  # applied by the caller when it loads the data
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def seed_everything(seed: int) -> None:
@@ -74,7 +58,7 @@ def train(
     data: EncodedDataset = encode_dataset(tokenizer, task, examples, config.max_seq_len)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
     total_steps = max(1, math.ceil(steps_per_epoch * config.epochs))
-    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr)
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr, fused=True)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
     model.train()

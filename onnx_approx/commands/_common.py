@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from onnx_approx.modeling import DEFAULT_MODEL, MODEL_ALIASES
+from onnx_approx.model_sources import DEFAULT_MODEL, MODEL_ALIASES
 
 
 def add_model_argument(parser: argparse.ArgumentParser, help_extra: str = "") -> None:

@@ -22,13 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arguments(parser, required=False)
     parser.set_defaults(task="sst2")
     parser.add_argument("--out", default="runs/demo", help="output root (default runs/demo)")
-    parser.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs (default 1)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default 1e-4)")
-    parser.add_argument("--max-seq-len", type=int, default=64, help="default 64 (SST-2 sentences are short)")
     parser.add_argument(
-        "--max-train-samples", type=int, default=40000,
-        help="train on a seeded subset (default 40000 of SST-2's 67349: one epoch reaches ~0.89 dev accuracy)",
+        "--epochs", type=float, default=1.0, help="fine-tuning epochs (default 1: SST-2 dev accuracy ~0.89 in ~25 min)"
     )
+    parser.add_argument("--lr", type=float, default=5e-5, help="peak learning rate (default 5e-5)")
+    parser.add_argument("--max-seq-len", type=int, default=64, help="default 64 (SST-2 sentences are short)")
+    parser.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded subset (default: all)")
     add_threads_argument(parser)
 
 
@@ -42,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from onnx_approx.evaluate import evaluate_engine, open_engine
     from onnx_approx.export import export_folder
     from onnx_approx.finetune import finetune
-    from onnx_approx.train import TrainConfig
+    from onnx_approx.train_config import TrainConfig
 
     log = logging.getLogger("onnx_approx.demo")
     if args.threads:

@@ -18,7 +18,7 @@ HELP = "fine-tune a model on a task (AdamW, warm-up/decay, dynamic padding)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from onnx_approx.train import TrainConfig
+    from onnx_approx.train_config import TrainConfig
 
     d = TrainConfig()
     add_model_argument(parser)
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from onnx_approx.commands._common import print_metrics_table, task_data_from_args
     from onnx_approx.finetune import finetune
-    from onnx_approx.train import TrainConfig
+    from onnx_approx.train_config import TrainConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

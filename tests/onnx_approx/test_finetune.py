@@ -12,7 +12,7 @@ from onnx_approx.finetune import finetune
 from onnx_approx.modeling import load_model
 from onnx_approx.runtime import make_session
 from onnx_approx.task_data import TaskData
-from onnx_approx.train import TrainConfig
+from onnx_approx.train_config import TrainConfig
 
 POSITIVE = ["good movie", "great fun film", "loved it", "fine story and great actor", "really good"]
 NEGATIVE = ["bad movie", "awful plot", "hated it", "boring story", "really bad film"]

@@ -12,6 +12,7 @@ class TestAtomicWrites:
         atomic_write_text(path, "two")
         assert path.read_text() == "two"
         assert [p.name for p in path.parent.iterdir()] == ["f.txt"]
+        assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
 
     def test_failed_folder_leaves_nothing(self, tmp_path):
         out = tmp_path / "out"

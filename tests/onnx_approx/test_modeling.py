@@ -1,7 +1,8 @@
 import pytest
 
 from onnx_approx.data import get_task
-from onnx_approx.modeling import encoder_layers, load_model, resolve_model_source
+from onnx_approx.model_sources import resolve_model_source
+from onnx_approx.modeling import encoder_layers, load_model
 
 
 class TestResolveModelSource:

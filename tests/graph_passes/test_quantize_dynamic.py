@@ -1,0 +1,35 @@
+from collections import Counter
+
+import numpy as np
+
+from graph_passes import CleanupPass, DynamicQuantizePass, FusePass, QuantizeWeightsPass, locate
+from graph_passes.quantize import weight_targets
+from graph_passes.quantize_dynamic import int8_nodes
+from onnx_approx.architectures import MATRIX_ROLES
+
+
+class TestDynamicQuantizePass:
+    def test_int8_matrices_run_as_integer_ops(self, tiny_export, ort_logits):
+        export = tiny_export("bert", perturbed=False)  # weights of a trained scale: small quantization noise
+        plan = export.plan()
+        plan.layers[0].precision = dict.fromkeys(MATRIX_ROLES, "int8")
+        plan.layers[1].precision = {"attention.query": "int8", "attention.key": "int4", "ffn.output": "int8"}
+        model = export.load()
+        structure = locate(model, "bert")
+        CleanupPass()(model)
+        FusePass(structure)(model)
+        targets = weight_targets(structure, plan)
+        dynamic = int8_nodes(targets)
+        # layer 0: attention (all of Q/K/V int8), output, intermediate, FFN output; layer 1: FFN output
+        assert Counter(n.op_type for n in dynamic) == {"Attention": 1, "MatMul": 4}
+        QuantizeWeightsPass(structure, plan, skip=frozenset(dynamic))(model)  # layer 1's mixed Q/K/V: QDQ
+        result = DynamicQuantizePass(dynamic)(model)
+        assert result.model is not model
+        quantized = result.model
+        CleanupPass(fold=False)(quantized)
+        ops = Counter(n.op_type for n in quantized.graph)
+        assert ops["QAttention"] == 1 and ops["Attention"] == 1 and ops["MatMulInteger"] == 4
+        expected = export.reference_logits(plan)
+        got = ort_logits(quantized, export.inputs())
+        # activations are quantized too: close to the weight-only reference, not equal
+        assert np.abs(got - expected).max() < 0.02 * np.abs(expected).max()
