@@ -11,7 +11,8 @@ from onnx_approx.evaluate import TorchEngine, evaluate_engine
 from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir
 from onnx_approx.modeling import load_model
 from onnx_approx.task_data import TaskData
-from onnx_approx.train_config import TrainConfig, train
+from onnx_approx.train import train
+from onnx_approx.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
