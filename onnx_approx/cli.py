@@ -15,8 +15,14 @@ import sys
 COMMAND_MODULES = [
     "demo",
     "finetune",
+    "analyze",
+    "approximate",
     "export",
     "evaluate",
+    "passes",
+    "serve",
+    "export_triton",
+    "bench_op",
 ]
 
 

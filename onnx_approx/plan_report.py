@@ -1,0 +1,69 @@
+"""The Markdown report of an approximation: metrics before and after, size and work, and what changed where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from onnx_approx.architectures import MATRIX_ROLES
+from onnx_approx.costs import DEFAULT_SEQ_LEN, encoder_bytes, encoder_parameters, macs_per_token
+from onnx_approx.plan import Plan
+
+
+def _metric_cells(metrics: dict[str, Any] | None, names: list[str]) -> list[str]:
+    return [f"{metrics[n]:.4f}" if metrics and n in metrics else "n/a" for n in names]
+
+
+def _layer_rows(plan: Plan) -> list[str]:
+    rows = ["| layer | attention | heads kept | top-K | FFN neurons kept | quantized |", "|---:|---|---|---:|---:|---|"]
+    for i, lp in enumerate(plan.layers):
+        heads = plan.kept_heads(i)
+        attention = "removed" if lp.attention.remove else f"{len(heads)}/{plan.num_heads}"
+        kept = "all" if lp.attention.heads_kept is None and not lp.attention.remove else (
+            "-" if lp.attention.remove else ", ".join(map(str, heads)))
+        ffn = "removed" if lp.ffn.remove else f"{len(plan.kept_neurons(i))}/{plan.intermediate_size}"
+        quantized = ", ".join(f"{role} {lp.precision_of(role)}" for role in MATRIX_ROLES
+                              if lp.precision_of(role) != "fp32") or "-"
+        rows.append(f"| {i} | {attention} | {kept} | {lp.attention.sign_match_top_k or '-'} | {ffn} | {quantized} |")
+    return rows
+
+
+def report_markdown(plan: Plan, info: dict[str, Any]) -> str:
+    """`info`: model, task, main_metric, validation (source line), bound (text), parameters {baseline,
+    approximated}, stages {name: {split: metrics}}, search {trials, seconds, rounds}, recovery [summaries]."""
+    identity = Plan.identity(plan.model_type, {"num_layers": plan.num_layers, "num_heads": plan.num_heads,
+                                               "head_dim": plan.head_dim, "intermediate_size": plan.intermediate_size})
+    base_macs, macs = macs_per_token(identity, DEFAULT_SEQ_LEN), macs_per_token(plan, DEFAULT_SEQ_LEN)
+    metric = info["main_metric"]
+    others = sorted({k for stage in info["stages"].values() for m in stage.values() if m for k in m} - {metric})
+    names = [metric, *others]
+    lines = [
+        f"# Approximation report: {info['model']} on {info['task']}", "",
+        f"Goal **{plan.goal}**{info.get('bound', '')}. Validation: {info['validation']}.", "",
+        "## Metrics", "",
+        "| model | split | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names),
+    ]
+    for stage, splits in info["stages"].items():
+        for split, metrics in splits.items():
+            if metrics is not None:
+                lines.append(f"| {stage} | {split} | " + " | ".join(_metric_cells(metrics, names)) + " |")
+    lines += [
+        "", "## Size and work", "",
+        "| | baseline | approximated | change |", "|---|---:|---:|---:|",
+        f"| parameters (whole model) | {info['parameters']['baseline']:,} | {info['parameters']['approximated']:,} | "
+        f"{info['parameters']['approximated'] / info['parameters']['baseline'] - 1:+.1%} |",
+        f"| encoder parameters | {encoder_parameters(identity):,} | {encoder_parameters(plan):,} | "
+        f"{encoder_parameters(plan) / encoder_parameters(identity) - 1:+.1%} |",
+        f"| encoder weight bytes (with precision) | {encoder_bytes(identity):,} | {encoder_bytes(plan):,} | "
+        f"{encoder_bytes(plan) / encoder_bytes(identity) - 1:+.1%} |",
+        f"| encoder MACs per token at sequence {DEFAULT_SEQ_LEN} | {base_macs:,} | {macs:,} | {macs / base_macs - 1:+.1%} |",
+        "", "## What changed where", "",
+        *_layer_rows(plan), "",
+        f"Search: {info['search']['trials']} trials in {info['search']['seconds']:.0f} s"
+        + (f" over {info['search']['rounds']} rounds of search and recovery." if info["search"]["rounds"] > 1 else "."),
+    ]
+    for r in info["recovery"]:
+        lines.append(f"Recovery: {r['steps']} steps ({r['epochs']} epochs) from {r['start_from']} in {r['seconds']:.0f} s, "
+                     f"final training loss {r['train_loss']:.4f}.")
+    if not info["recovery"]:
+        lines.append("Recovery: none.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,416 @@
+"""Goal-driven approximation search: which blocks, heads, neuron groups, matrix precisions and top-K attention
+to apply, measured exactly on the validation split, one candidate at a time, kept or undone.
+
+Goals:
+  accurate  The authors' rule: a change is kept only if the validation loss falls below the best so far and
+            more than half of the samples have a loss no higher than the original model's. Order: top-K
+            attention per layer (if K values are given); then layers last to first: the FFN block, else (if
+            its loss stayed under 1.1 x best) each neuron group; the attention block, else each head; then
+            int8 per matrix.
+  faster    Spend the allowed drop of the validation main metric (--max-rel-drop, relative) on the least
+  smaller   significant components per unit saved (MACs per token at --seq-len for faster, bytes for
+            smaller), in phases: whole blocks, then heads and neuron groups, then precision (faster: int8,
+            counted at the measured int8 MatMul speed-up; smaller: int4, else int8). A phase stops after
+            --patience rejections in a row. Ranking: exact loss changes from an analysis where it covers
+            the phase, else first-order scores measured afresh at the current plan.
+
+Every trial reruns only the layers at and above the change (cached layer inputs). After each trial the
+state (plan, trials, phase rankings) is written atomically, so a killed search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+from tqdm.auto import tqdm
+
+from onnx_approx.approximate import PlannedModel
+from onnx_approx.architectures import MATRIX_ROLES, spec_for
+from onnx_approx.costs import INT8_MATMUL_SPEEDUP, encoder_bytes, macs_per_token, matrix_shapes
+from onnx_approx.io_utils import atomic_write_text
+from onnx_approx.plan import Plan
+from onnx_approx.data.tasks import ACCURACY
+from onnx_approx.significance.ablation import GiveUp, LayerInputCache, Measurement
+from onnx_approx.significance.candidates import Candidate
+from onnx_approx.significance.gates import GateLayout
+from onnx_approx.significance.taylor import FirstOrderScores, first_order_scores
+from onnx_approx.significance.validation import ValidationSet
+
+log = logging.getLogger(__name__)
+
+GOALS = ("faster", "smaller", "accurate")
+STATE_FORMAT = 1
+ACCURATE_GROUP_SLACK = 1.1  # accurate: try a block's groups/heads only if removing it kept loss < 1.1 x best
+
+
+class SearchStateMismatch(ValueError):
+    """A checkpoint exists for other settings, so resuming from it would mix two searches."""
+
+
+@dataclass
+class SearchConfig:
+    goal: str
+    max_rel_drop: float = 0.005  # faster/smaller: allowed relative drop of the validation main metric
+    max_loss_increase: float | None = None  # faster/smaller: optional bound on the relative loss rise too
+    patience: int = 10  # faster/smaller: a phase ends after this many rejections in a row
+    top_k: tuple[int, ...] = ()  # K values of top-K attention to try per layer (none: skip that phase)
+    seq_len: int = 128  # sequence length the "faster" MACs are counted at
+    early_reject: bool = True  # stop measuring a trial once it can no longer be accepted (same decisions)
+
+    def __post_init__(self) -> None:
+        if self.goal not in GOALS:
+            raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {self.goal!r}")
+        if not 0.0 <= self.max_rel_drop < 1.0:
+            raise ValueError(f"--max-rel-drop must be in [0, 1), got {self.max_rel_drop}")
+        if any(k < 1 for k in self.top_k):
+            raise ValueError(f"top-K values must be >= 1, got {list(self.top_k)}")
+        self.top_k = tuple(sorted(set(self.top_k)))
+
+
+@dataclass
+class Trial:
+    """One measured candidate. loss/metric/no_worse_fraction are None when the run was cut short because the
+    candidate could no longer be accepted; best_before is the best validation loss when it was tried."""
+
+    candidate: str
+    phase: str
+    accepted: bool
+    loss: float | None
+    metric: float | None
+    no_worse_fraction: float | None
+    saving: float
+    best_before: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Trial":
+        return cls(**data)
+
+
+@dataclass
+class SearchState:
+    """What a resumed search needs: settings it was started with, the plan so far, trials, phase rankings."""
+
+    settings: dict[str, Any]
+    plan: dict[str, Any]
+    best_loss: float
+    trials: list[Trial] = field(default_factory=list)
+    rankings: dict[str, list[str]] = field(default_factory=dict)
+    finished: bool = False
+
+    def save(self, path: Path) -> None:
+        data = {"format": STATE_FORMAT, **asdict(self)}
+        atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "SearchState":
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        if data.pop("format", None) != STATE_FORMAT:
+            raise ValueError(f"{path}: not a search state of format {STATE_FORMAT}")
+        data["trials"] = [Trial.from_dict(t) for t in data["trials"]]
+        return cls(**data)
+
+
+class Search:
+    """One search over `model` (full-size; left unchanged at the end) on `valset`; see the module doc.
+
+    `start_plan` continues from a plan already applied (e.g. after a round of recovery); `reference` is the
+    measurement the rules compare against (the original model's), by default the model at `start_plan`.
+    """
+
+    def __init__(self, model: nn.Module, valset: ValidationSet, layout: GateLayout, config: SearchConfig,
+                 state_path: Path, settings: dict[str, Any], analysis: dict[str, Any] | None = None,
+                 progress: bool = True, start_plan: Plan | None = None, reference: Measurement | None = None):
+        self.model, self.valset, self.layout, self.config = model, valset, layout, config
+        self.state_path, self.analysis, self.progress = Path(state_path), analysis, progress
+        spec = spec_for(model.config.model_type)
+        self.identity = Plan.identity(spec.model_type, spec.dims(model.config), goal=config.goal)
+        start_plan = start_plan or self.identity
+        self.planned = PlannedModel(model, layout)
+        self.planned.apply(start_plan)
+        self.cache = LayerInputCache(model, valset, progress=progress)
+        self.reference = reference or self.cache.baseline
+        self.reference_metric = self._metric(self.reference)
+        settings = {**settings, "search": asdict(config), "group_size": layout.group_size,
+                    "validation_samples": len(valset), "start_plan": start_plan.to_dict()}
+        self.state = self._resume_or_start(json.loads(json.dumps(settings)), start_plan)
+        self.plan = Plan.from_dict(self.state.plan, source=str(self.state_path))
+        self.current = self.cache.baseline
+        if self.plan != start_plan:
+            self.planned.apply(self.plan)
+            self.current = self.cache.measure(0, record=True)
+            self.cache.commit(self.current)
+        self._done = {t.candidate: t for t in self.state.trials}
+        self._scores: FirstOrderScores | None = None
+
+    # -- state ------------------------------------------------------------------------------------
+    def _resume_or_start(self, settings: dict[str, Any], start_plan: Plan) -> SearchState:
+        start_loss = self.cache.baseline.loss
+        settings["start_loss"] = start_loss
+        if not self.state_path.is_file():
+            return SearchState(settings=settings, plan=start_plan.to_dict(), best_loss=min(start_loss, self.reference.loss))
+        state = SearchState.load(self.state_path)
+        changed = sorted(k for k in settings.keys() | state.settings.keys()
+                         if k != "start_loss" and settings.get(k) != state.settings.get(k))
+        saved_loss = state.settings.get("start_loss", float("nan"))
+        if not abs(saved_loss - start_loss) <= 1e-5 * max(1.0, abs(start_loss)):
+            changed.append(f"validation loss at the start {saved_loss:.6f} -> {start_loss:.6f}")
+        if changed:
+            raise SearchStateMismatch(
+                f"{self.state_path} holds a search with other settings ({', '.join(changed)}); "
+                "use another --out, or --overwrite to start afresh")
+        log.info("resuming search: %d trials done", len(state.trials))
+        return state
+
+    def _checkpoint(self) -> None:
+        self.state.plan = self.plan.to_dict()
+        self.state.save(self.state_path)
+
+    # -- measuring and deciding ---------------------------------------------------------------------
+    def _metric(self, measurement: Measurement) -> float:
+        return self.valset.metrics(measurement.outputs)[self.valset.task.main_metric]
+
+    def _metric_floor(self) -> float:
+        return self.reference_metric - abs(self.reference_metric) * self.config.max_rel_drop
+
+    def _within_budget(self, measurement: Measurement) -> bool:
+        if self._metric(measurement) < self._metric_floor() - 1e-12:
+            return False
+        bound = self.config.max_loss_increase
+        return bound is None or measurement.loss <= self.reference.loss * (1 + bound)
+
+    def _improves(self, measurement: Measurement) -> bool:
+        no_worse = float(np.mean(measurement.losses <= self.reference.losses))
+        return measurement.loss < self.state.best_loss and no_worse > 0.5
+
+    def try_candidate(self, candidate: Candidate, phase: str, bar: tqdm | None = None) -> Trial | None:
+        """Measure `candidate` on top of the current plan; keep it if the goal's rule accepts it.
+
+        Returns None when the candidate no longer applies; a finished trial from the state is not rerun.
+        """
+        if candidate.name in self._done:
+            return self._done[candidate.name]
+        if not candidate.applies_to(self.plan, self.layout):
+            return None
+        if bar is not None:
+            bar.set_description(f"{phase}: {candidate.name}")
+        saving = self.saving(self.plan, candidate)
+        new_plan = candidate.apply(self.plan, self.layout)
+        self.planned.apply(new_plan)
+        give_up = self._give_up(candidate) if self.config.early_reject else None
+        measurement = self.cache.measure(candidate.layer, record=True, give_up=give_up)
+        if not measurement.complete:
+            accepted = False
+        elif self.config.goal == "accurate":
+            accepted = self._improves(measurement)
+        else:
+            accepted = self._within_budget(measurement)
+        best_before = self.state.best_loss
+        if accepted:
+            self.cache.commit(measurement)
+            self.plan, self.current = new_plan, measurement
+            self.state.best_loss = min(self.state.best_loss, measurement.loss)
+        else:
+            self.planned.apply(self.plan)
+        if measurement.complete:
+            trial = Trial(candidate.name, phase, accepted, measurement.loss, self._metric(measurement),
+                          float(np.mean(measurement.losses <= self.reference.losses)), saving, best_before)
+        else:
+            trial = Trial(candidate.name, phase, False, None, None, None, saving, best_before)
+        self.state.trials.append(trial)
+        self._done[candidate.name] = trial
+        self._checkpoint()
+        log.debug("%s %s: %s", phase, candidate.name, trial)
+        return trial
+
+    def _give_up(self, candidate: Candidate) -> GiveUp | None:
+        """A per-batch test that turns True once the goal's rule cannot accept `candidate` whatever the
+        remaining batches hold (losses are >= 0, errors only add up); decisions stay those of a full run."""
+        n = len(self.valset)
+        margin = 1 + 1e-6  # float32 means vs float64 running sums: give up only when clearly past the line
+        totals = {"loss": 0.0, "worse": 0, "wrong": 0}
+        if self.config.goal == "accurate":
+            block = candidate.kind in ("attention", "ffn")  # its loss decides whether units are tried
+            loss_ceiling = self.state.best_loss * (ACCURATE_GROUP_SLACK if block else 1.0)
+            max_worse = None if block else n / 2
+            max_wrong = None
+        else:
+            bound = self.config.max_loss_increase
+            loss_ceiling = None if bound is None else self.reference.loss * (1 + bound)
+            max_worse = None
+            counts_errors = self.valset.task.kind == "classification" and self.valset.task.main_metric == ACCURACY
+            max_wrong = n * (1 - self._metric_floor()) + 1e-6 if counts_errors else None
+        if loss_ceiling is None and max_worse is None and max_wrong is None:
+            return None
+        labels = np.asarray(self.valset.data.features.get("labels", []))
+
+        def give_up(rows: list[int], losses: np.ndarray, outputs: dict[str, np.ndarray]) -> bool:
+            totals["loss"] += float(losses.sum(dtype=np.float64))
+            if loss_ceiling is not None and totals["loss"] > loss_ceiling * n * margin:
+                return True
+            if max_worse is not None:
+                totals["worse"] += int(np.sum(losses > self.reference.losses[rows]))
+                if totals["worse"] >= max_worse:
+                    return True
+            if max_wrong is not None:
+                totals["wrong"] += int(np.sum(outputs["logits"].argmax(-1) != labels[rows]))
+                return totals["wrong"] > max_wrong
+            return False
+
+        return give_up
+
+    # -- what a candidate saves -------------------------------------------------------------------
+    def saving(self, plan: Plan, candidate: Candidate) -> float:
+        """MACs per token (faster / accurate) or bytes (smaller) that `candidate` saves on `plan`."""
+        new = candidate.apply(plan, self.layout)
+        if self.config.goal == "smaller":
+            return float(encoder_bytes(plan) - encoder_bytes(new))
+        saved = float(macs_per_token(plan, self.config.seq_len) - macs_per_token(new, self.config.seq_len))
+        if candidate.kind == "precision" and candidate.value == "int8":
+            rows, cols = matrix_shapes(plan, candidate.layer)[candidate.role]
+            saved += rows * cols * (1 - 1 / INT8_MATMUL_SPEEDUP)
+        return saved
+
+    # -- phases -----------------------------------------------------------------------------------
+    def run(self) -> Plan:
+        phases = [("top_k", self._top_k_phase)] if self.config.top_k else []
+        if self.config.goal == "accurate":
+            phases += [("layers", self._accurate_layers_phase), ("precision", self._precision_phase)]
+        else:
+            phases += [("blocks", self._budget_phase), ("units", self._budget_phase),
+                       ("precision", self._precision_phase)]
+        for name, phase in phases:
+            with tqdm(desc=name, disable=not self.progress, dynamic_ncols=True, unit="trial") as bar:
+                for candidate in phase(name):
+                    if self.try_candidate(candidate, name, bar) is not None:
+                        bar.update(1)
+        self.state.finished = True
+        self._checkpoint()
+        return self.plan
+
+    def _top_k_phase(self, phase: str) -> Iterator[Candidate]:
+        for layer in reversed(range(self.layout.num_layers)):
+            for k in self.config.top_k:
+                yield Candidate("top_k", layer, value=k)
+                trial = self._done.get(Candidate("top_k", layer, value=k).name)
+                if trial is not None and trial.accepted:
+                    break
+
+    def _accurate_layers_phase(self, phase: str) -> Iterator[Candidate]:
+        for layer in reversed(range(self.layout.num_layers)):
+            for block, unit in (("ffn", "group"), ("attention", "head")):
+                block_candidate = Candidate(block, layer)
+                yield block_candidate
+                trial = self._done.get(block_candidate.name)
+                if trial is None or trial.accepted or trial.loss is None \
+                        or trial.loss >= ACCURATE_GROUP_SLACK * trial.best_before:
+                    continue
+                units = [Candidate(unit, layer, i) for i in range(self._units(unit))]
+                yield from self._ranked(f"{phase}.{layer}.{unit}", units, fresh=False)
+
+    def _units(self, kind: str) -> int:
+        return self.layout.num_heads if kind == "head" else self.layout.num_groups
+
+    def _budget_phase(self, phase: str) -> Iterator[Candidate]:
+        kinds = ("attention", "ffn") if phase == "blocks" else ("head", "group")
+        candidates = [Candidate(kind, layer, i) for layer in range(self.layout.num_layers) for kind in kinds
+                      for i in ([None] if kind in ("attention", "ffn") else range(self._units(kind)))]
+        yield from self._with_patience(self._ranked(phase, candidates, per_saving=True))
+
+    def _precision_phase(self, phase: str) -> Iterator[Candidate]:
+        order = {"faster": ("int8",), "smaller": ("int4", "int8"), "accurate": ("int8",)}[self.config.goal]
+        first = [Candidate("precision", layer, role=role, value=order[0])
+                 for layer in range(self.layout.num_layers) for role in MATRIX_ROLES]
+        ranked = self._ranked(phase, first, per_saving=self.config.goal != "accurate")
+        stream = self._with_fallback(ranked, order[1:])
+        yield from (stream if self.config.goal == "accurate" else self._with_patience(stream))
+
+    def _with_fallback(self, candidates: Iterator[Candidate], fallbacks: tuple[str, ...]) -> Iterator[Candidate]:
+        for candidate in candidates:
+            yield candidate
+            for value in fallbacks:
+                trial = self._done.get(candidate.name)
+                if trial is None or trial.accepted:
+                    break
+                candidate = Candidate("precision", candidate.layer, role=candidate.role, value=value)
+                yield candidate
+
+    def _with_patience(self, candidates: Iterator[Candidate]) -> Iterator[Candidate]:
+        misses = 0
+        for candidate in candidates:
+            yield candidate
+            trial = self._done.get(candidate.name)
+            if trial is None:
+                continue
+            misses = 0 if trial.accepted else misses + 1
+            if misses >= self.config.patience:
+                log.info("stopping after %d rejections in a row", misses)
+                return
+
+    # -- ranking ----------------------------------------------------------------------------------
+    def _ranked(self, key: str, candidates: list[Candidate], per_saving: bool = False,
+                fresh: bool = True) -> Iterator[Candidate]:
+        """`candidates` least significant first (per unit saved if `per_saving`); the order is computed once
+        and kept in the state, so a resumed search follows it. Later layers first among equals."""
+        if key not in self.state.rankings:
+            live = [c for c in candidates if c.applies_to(self.plan, self.layout)]
+            significance = self._significance(live, fresh) if live else {}
+            if per_saving:
+                savings = {c: self.saving(self.plan, c) for c in live}
+                live = [c for c in live if savings[c] > 0]
+                significance = {c: significance[c] / savings[c] for c in live}
+            ordered = sorted(live, key=lambda c: (significance[c], -c.layer, c.name))
+            self.state.rankings[key] = [c.name for c in ordered]
+            self._checkpoint()
+        by_name = {c.name: c for c in candidates}
+        yield from (by_name[name] for name in self.state.rankings[key])
+
+    def _significance(self, candidates: list[Candidate], fresh: bool = True) -> dict[Candidate, float]:
+        """Exact loss changes from the analysis when it covers every candidate; else first-order scores,
+        measured at the current plan (`fresh`) or reused from the last measurement."""
+        exact = self._analysis_loss_changes()
+        if all(c.name in exact for c in candidates):
+            return {c: exact[c.name] for c in candidates}
+        if fresh or self._scores is None:
+            self.planned.apply(self.plan)
+            self._scores = first_order_scores(self.model, self.valset, self.layout, ("int8", "int4"),
+                                              progress=self.progress)
+        return {c: abs(self._scores.matrix_estimate.get((c.layer, c.role, c.value), 0.0)) if c.kind == "precision"
+                else self._scores.score[c.component] for c in candidates}
+
+    def _analysis_loss_changes(self) -> dict[str, float]:
+        """Exact single-change loss changes by candidate name, from the analysis document if given."""
+        if self.analysis is None:
+            return {}
+        found = {row["name"]: row["loss_change"] for row in self.analysis["components"] if row["loss_change"] is not None}
+        for row in self.analysis["matrices"]:
+            for p in ("int8", "int4"):
+                found[Candidate("precision", row["layer"], role=row["role"], value=p).name] = row[p]["loss_change"]
+        return found
+
+    # -- results ----------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Validation figures of the original model and of the plan found, with what the plan costs."""
+        return {
+            "baseline": {"loss": self.reference.loss, "metrics": self.valset.metrics(self.reference.outputs),
+                         "macs_per_token": macs_per_token(self.identity, self.config.seq_len),
+                         "encoder_bytes": encoder_bytes(self.identity)},
+            "approximated": {"loss": self.current.loss, "metrics": self.valset.metrics(self.current.outputs),
+                             "macs_per_token": macs_per_token(self.plan, self.config.seq_len),
+                             "encoder_bytes": encoder_bytes(self.plan)},
+            "trials": len(self.state.trials),
+            "accepted": [t.candidate for t in self.state.trials if t.accepted],
+        }
+
+    def close(self) -> nn.Module:
+        return self.planned.close()
+

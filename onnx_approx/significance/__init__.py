@@ -1,0 +1,1 @@
+"""Significance analysis: gates, cached-input ablation, first-order scores, fake quantization, reports."""

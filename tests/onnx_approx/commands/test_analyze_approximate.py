@@ -1,0 +1,125 @@
+"""`analyze` and `approximate` end to end on a tiny model and a few dozen synthetic sentences (a TSV table task)."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from onnx_approx.approximate import apply_plan_torch
+from onnx_approx.cli import main
+from onnx_approx.data import carve_validation, load_table
+from onnx_approx.modeling import load_model
+from onnx_approx.plan import Plan
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.fixture
+def workspace(lively_model, synthetic_sentences, tmp_path):
+    """A tiny lively BERT and train/dev TSVs labelled by the model itself (so every change shows)."""
+    model, tokenizer, folder = lively_model("bert")
+    files = {}
+    for split, n, seed in (("train", 60, 0), ("dev", 24, 1)):
+        texts = [t for t, _ in synthetic_sentences(n, seed)]
+        with torch.no_grad():
+            batch = tokenizer(texts, padding=True, return_tensors="pt")
+            labels = model(**batch).logits.argmax(-1).tolist()
+        files[split] = tmp_path / f"{split}.tsv"
+        files[split].write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in zip(texts, labels)))
+    data_args = ["--task", "table", "--train-file", str(files["train"]), "--dev-file", str(files["dev"]),
+                 "--val-fraction", "0.4"]
+    return model, folder, files, data_args
+
+
+def validation_losses(model, folder, files) -> np.ndarray:
+    """Per-example loss on the validation split the commands carve (same seed), one example at a time."""
+    task, train = load_table(files["train"], "sentence")
+    _, val = carve_validation(train, fraction=0.4, max_samples=2000, seed=0)
+    tokenizer = load_model(folder).tokenizer
+    with torch.no_grad():
+        return np.asarray([model(**tokenizer(ex.text_a, return_tensors="pt"), labels=torch.tensor([ex.label])).loss.item()
+                           for ex in val])
+
+
+def test_analyze_writes_measured_significance(workspace, tmp_path):
+    model, folder, files, data_args = workspace
+    out = tmp_path / "analysis"
+    assert main(["analyze", "--model", str(folder), *data_args, "--out", str(out)]) == 0
+    doc = json.loads((out / "significance.json").read_text())
+    assert len(doc["components"]) == 2 * (1 + 4 + 1 + 12) and len(doc["matrices"]) == 2 * 6
+    baseline = validation_losses(model, folder, files)
+    assert doc["baseline"]["loss"] == pytest.approx(baseline.mean(), abs=1e-5)
+    plan = Plan.identity("bert", {"num_layers": 2, "num_heads": 4, "head_dim": 8, "intermediate_size": 48})
+    plan.layers[0].attention.heads_kept = [0, 1, 3]
+    without_head = validation_losses(apply_plan_torch(copy.deepcopy(model), plan), folder, files)
+    row = next(r for r in doc["components"] if r["name"] == "L0.head2")
+    assert row["loss_change"] == pytest.approx(without_head.mean() - baseline.mean(), abs=1e-5)
+    assert row["no_worse_fraction"] == pytest.approx(np.mean(without_head <= baseline))
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "L0.head2" in (out / "summary.md").read_text()
+
+
+def test_approximate_then_evaluate_with_the_plan(workspace, tmp_path, capsys):
+    _, folder, files, data_args = workspace
+    out = tmp_path / "fast"
+    args = ["approximate", "--model", str(folder), *data_args, "--goal", "faster", "--max-rel-drop", "0.1",
+            "--patience", "3", "--recover-epochs", "1", "--recover-batch-size", "8", "--out", str(out)]
+    assert main(args) == 0
+    plan = Plan.load(out / "plan.json")
+    assert not plan.is_identity() and plan.goal == "faster"
+    recovered_dev = plan.metrics["approximated"]["dev"]["accuracy"]
+    report = (out / "report.md").read_text()
+    assert "encoder MACs per token at sequence 128" in report and "## What changed where" in report
+
+    # model/ + plan.json, evaluated by `evaluate --plan`, reproduces the recovered model's dev accuracy.
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out / "model"), "--plan", str(out / "model" / "plan.json"),
+                 *data_args[:6]]) == 0
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    assert float(row[1]) == pytest.approx(recovered_dev, abs=5e-5)  # printed with 4 decimals
+
+    # A finished folder is not overwritten by accident; the error is one line, exit code 2.
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_approximate_refuses_an_analysis_of_another_model(workspace, lively_model, tmp_path, capsys):
+    _, folder, _, data_args = workspace
+    _, _, other = lively_model("distilbert")
+    assert main(["analyze", "--model", str(other), *data_args, "--out", str(tmp_path / "an")]) == 0
+    capsys.readouterr()
+    code = main(["approximate", "--model", str(folder), *data_args, "--goal", "accurate", "--recover-epochs", "0",
+                 "--analysis", str(tmp_path / "an"), "--out", str(tmp_path / "acc")])
+    assert code == 2
+    assert "analysis of a distilbert model" in capsys.readouterr().err
+
+
+def test_rounds_resume_after_a_kill_without_retraining(workspace, tmp_path, monkeypatch):
+    import onnx_approx.recovery
+    from onnx_approx.search import Search
+
+    _, folder, _, data_args = workspace
+    out = tmp_path / "rounds"
+    args = ["approximate", "--model", str(folder), *data_args, "--goal", "faster", "--max-rel-drop", "0.1",
+            "--patience", "2", "--rounds", "2", "--recover-epochs", "1", "--recover-batch-size", "8", "--out", str(out)]
+    trainings = []
+    real_train = onnx_approx.recovery.train
+    monkeypatch.setattr(onnx_approx.recovery, "train", lambda *a, **k: trainings.append(1) or real_train(*a, **k))
+    real_checkpoint = Search._checkpoint
+
+    def die_in_round_two(self):
+        real_checkpoint(self)
+        if self.state.settings["round"] == 2 and self.state.trials:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Search, "_checkpoint", die_in_round_two)
+    assert main(args) == 130
+    assert len(trainings) == 1 and (out / "rounds" / "1" / "config.json").is_file()
+    monkeypatch.setattr(Search, "_checkpoint", real_checkpoint)
+    assert main(args) == 0
+    assert len(trainings) == 2  # round 1's recovered model was reloaded, not trained again
+    assert not (out / "rounds").exists()
+    report = (out / "report.md").read_text()
+    assert "over 2 rounds of search and recovery" in report and "| round 2 recovered | dev |" in report

@@ -1,0 +1,40 @@
+from onnx_approx.plan import Plan
+from onnx_approx.significance.candidates import Candidate
+from onnx_approx.significance.gates import Component, GateLayout
+
+DIMS = {"num_layers": 2, "num_heads": 4, "head_dim": 8, "intermediate_size": 50}
+LAYOUT = GateLayout.from_dims(DIMS, group_size=16)  # groups 0..2 of 16 neurons, group 3 of the last 2
+
+
+def test_removing_heads_one_by_one_ends_in_a_removed_block():
+    plan = Plan.identity("bert", DIMS)
+    for head in (2, 0, 3):
+        plan = Candidate.removal(Component("head", 1, head)).apply(plan, LAYOUT)
+    assert plan.layers[1].attention.heads_kept == [1] and not plan.layers[1].attention.remove
+    last = Candidate.removal(Component("head", 1, 1))
+    plan = last.apply(plan, LAYOUT)
+    assert plan.layers[1].attention.remove and plan.layers[1].attention.heads_kept is None
+    assert not last.applies_to(plan, LAYOUT)
+    assert not Candidate("precision", 1, role="attention.query", value="int8").applies_to(plan, LAYOUT)
+    plan.validate()
+
+
+def test_group_removal_uses_the_group_neurons_and_a_short_last_group():
+    plan = Candidate.removal(Component("group", 0, 3)).apply(Plan.identity("bert", DIMS), LAYOUT)
+    assert plan.layers[0].ffn.neurons_kept == list(range(48))
+    for group in (0, 1):
+        plan = Candidate.removal(Component("group", 0, group)).apply(plan, LAYOUT)
+    assert plan.layers[0].ffn.neurons_kept == list(range(32, 48))
+    plan = Candidate.removal(Component("group", 0, 2)).apply(plan, LAYOUT)
+    assert plan.layers[0].ffn.remove and plan.layers[0].ffn.neurons_kept is None
+    plan.validate()
+
+
+def test_edits_leave_the_original_plan_alone():
+    plan = Plan.identity("bert", DIMS)
+    edited = Candidate("precision", 0, role="ffn.output", value="int4").apply(plan, LAYOUT)
+    edited = Candidate("top_k", 0, value=16).apply(edited, LAYOUT)
+    assert plan.is_identity()
+    assert edited.layers[0].precision_of("ffn.output") == "int4"
+    assert edited.layers[0].attention.sign_match_top_k == 16
+    assert Candidate("precision", 0, role="ffn.output", value="int4").name == "L0.ffn.output@int4"

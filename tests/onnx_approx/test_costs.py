@@ -1,0 +1,55 @@
+import copy
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from onnx_approx.approximate import apply_plan_torch
+from onnx_approx.architectures import spec_for
+from onnx_approx.costs import encoder_bytes, encoder_parameters, macs_per_token
+from onnx_approx.plan import Plan
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def some_plan(model) -> Plan:
+    spec = spec_for(model.config.model_type)
+    plan = Plan.identity(spec.model_type, spec.dims(model.config))
+    plan.layers[0].attention.heads_kept = [0, 3]
+    plan.layers[0].ffn.neurons_kept = list(range(5, 25))
+    plan.layers[1].attention.remove = True
+    return plan
+
+
+def encoder_matmul_macs(model, seq_len: int) -> float:
+    """MACs per token counted by torch's FLOP counter over the encoder layers alone."""
+    spec = spec_for(model.config.model_type)
+    layers = model.base_model.get_submodule(spec.layers)
+    x = torch.randn(1, seq_len, spec.dims(model.config)["hidden_size"])
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for layer in layers:
+            x = layer(x, None)
+    return counter.get_total_flops() / 2 / seq_len
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_macs_and_parameters_match_the_pruned_model(lively_model, model_type):
+    model, _, _ = lively_model(model_type)
+    model.config._attn_implementation = "eager"  # plain matmuls the counter sees
+    for plan in (Plan.identity(model_type, spec_for(model_type).dims(model.config)), some_plan(model)):
+        pruned = apply_plan_torch(copy.deepcopy(model), plan)
+        layers = pruned.base_model.get_submodule(spec_for(model_type).layers)
+        assert encoder_parameters(plan) == sum(p.numel() for p in layers.parameters())
+        assert macs_per_token(plan, seq_len=16) == encoder_matmul_macs(pruned, 16)
+
+
+def test_bytes_follow_precision(lively_model):
+    model, _, _ = lively_model("bert")
+    plan = Plan.identity("bert", spec_for("bert").dims(model.config))
+    fp32 = encoder_bytes(plan)
+    assert fp32 == 4 * encoder_parameters(plan)
+    plan.layers[0].precision["ffn.intermediate"] = "int8"  # 48 x 32: 1 byte per weight + a scale per row
+    assert fp32 - encoder_bytes(plan) == 48 * 32 * 3 - 48 * 4
+    plan.layers[0].precision["ffn.intermediate"] = "int4"  # one block of 32 per row
+    assert fp32 - encoder_bytes(plan) == 48 * 32 * 4 - 48 * 32 // 2 - 48 * 4

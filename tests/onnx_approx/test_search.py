@@ -1,0 +1,129 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from onnx_approx.approximate import apply_plan_torch
+from onnx_approx.evaluate import TorchEngine, evaluate_engine
+from onnx_approx.search import Search, SearchConfig, SearchStateMismatch
+from onnx_approx.significance.ablation import LayerInputCache
+from onnx_approx.significance.gates import GateLayout
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+SETTINGS = {"model": "tiny", "task": "sst2"}
+
+
+class Killed(Exception):
+    pass
+
+
+def run_search(model, valset, state_path, goal, **config):
+    search = Search(model, valset, GateLayout.for_model(model), SearchConfig(goal=goal, **config), state_path,
+                    SETTINGS, progress=False)
+    plan = search.run()
+    summary = search.summary()
+    search.close()
+    return plan, summary, search.state.trials
+
+
+def one_by_one_losses(model, valset) -> np.ndarray:
+    with torch.no_grad():
+        return np.asarray([model(**valset.data.collate([i], with_token_type_ids=True, with_labels=True)).loss.item()
+                           for i in range(len(valset))])
+
+
+@pytest.fixture
+def setup(lively_model, tiny_valset):
+    model, tokenizer, _ = lively_model("bert")
+    return model, tiny_valset(tokenizer, n=24, labeler=model)
+
+
+class TestGoals:
+    def test_accurate_keeps_only_changes_that_lower_loss_for_most_samples(self, setup, tmp_path):
+        model, valset = setup
+        plan, summary, trials = run_search(copy.deepcopy(model), valset, tmp_path / "state.json", "accurate")
+        best = summary["baseline"]["loss"]
+        for trial in trials:
+            assert trial.best_before == best
+            if trial.loss is None:  # cut short: it could not have been accepted
+                assert not trial.accepted
+                continue
+            improves = trial.loss < best and trial.no_worse_fraction > 0.5
+            assert trial.accepted == improves, trial
+            best = trial.loss if trial.accepted else best
+        assert any(t.accepted for t in trials) and not plan.is_identity()
+        # The loss the search reports, recomputed on the physically pruned model, one example at a time.
+        losses = one_by_one_losses(apply_plan_torch(copy.deepcopy(model), plan), valset)
+        assert losses.mean() == pytest.approx(summary["approximated"]["loss"], abs=1e-5)
+        assert losses.mean() < summary["baseline"]["loss"]
+
+    @pytest.mark.parametrize("goal", ["faster", "smaller"])
+    def test_budget_goals_stay_within_the_allowed_drop(self, setup, tmp_path, goal):
+        model, valset = setup
+        plan, summary, trials = run_search(copy.deepcopy(model), valset, tmp_path / "state.json", goal,
+                                           max_rel_drop=0.1, patience=4)
+        floor = summary["baseline"]["metrics"]["accuracy"] * 0.9
+        for trial in trials:
+            assert trial.accepted == (trial.metric is not None and trial.metric >= floor - 1e-12), trial
+        pruned = apply_plan_torch(copy.deepcopy(model), plan)
+        accuracy = evaluate_engine(TorchEngine(pruned, True), None, valset.task, valset.examples,
+                                   data=valset.data).metrics["accuracy"]
+        assert accuracy == pytest.approx(summary["approximated"]["metrics"]["accuracy"])
+        assert accuracy >= floor
+        saved = "macs_per_token" if goal == "faster" else "encoder_bytes"
+        assert summary["approximated"][saved] < summary["baseline"][saved]
+        if goal == "smaller":
+            assert any(t.candidate.endswith("@int4") for t in trials)
+
+
+    @pytest.mark.parametrize("goal", ["accurate", "faster"])
+    def test_early_rejection_changes_no_decision(self, setup, tmp_path, goal):
+        model, valset = setup
+        runs = [run_search(copy.deepcopy(model), valset, tmp_path / f"{early}.json", goal, max_rel_drop=0.1,
+                           patience=4, early_reject=early) for early in (True, False)]
+        (plan_early, _, trials_early), (plan_full, _, trials_full) = runs
+        assert plan_early == plan_full
+        assert [(t.candidate, t.accepted) for t in trials_early] == [(t.candidate, t.accepted) for t in trials_full]
+        assert any(t.loss is None for t in trials_early)  # some trials really were cut short
+
+
+class TestCheckpoint:
+    def test_killed_search_resumes_without_redoing_trials(self, setup, tmp_path, monkeypatch):
+        model, valset = setup
+        reference_plan, _, reference_trials = run_search(copy.deepcopy(model), valset, tmp_path / "a.json", "faster",
+                                                         max_rel_drop=0.1, patience=4)
+        assert len(reference_trials) > 8
+        original_checkpoint = Search._checkpoint
+
+        def checkpoint_then_die(self):
+            original_checkpoint(self)
+            if len(self.state.trials) == 5:
+                raise Killed
+
+        monkeypatch.setattr(Search, "_checkpoint", checkpoint_then_die)
+        with pytest.raises(Killed):
+            run_search(copy.deepcopy(model), valset, tmp_path / "b.json", "faster", max_rel_drop=0.1, patience=4)
+        monkeypatch.setattr(Search, "_checkpoint", original_checkpoint)
+
+        measured = []
+        original_measure = LayerInputCache.measure
+
+        def counting_measure(self, start_layer=0, record=False, **kwargs):
+            measured.append(start_layer)
+            return original_measure(self, start_layer, record, **kwargs)
+
+        monkeypatch.setattr(LayerInputCache, "measure", counting_measure)
+        plan, _, trials = run_search(copy.deepcopy(model), valset, tmp_path / "b.json", "faster",
+                                     max_rel_drop=0.1, patience=4)
+        assert plan == reference_plan
+        assert [t.candidate for t in trials] == [t.candidate for t in reference_trials]
+        # baseline cache + re-measuring the resumed plan + only the trials not done before the kill
+        assert len(measured) == 2 + len(reference_trials) - 5
+
+    def test_other_settings_are_refused(self, setup, tmp_path):
+        model, valset = setup
+        run_search(copy.deepcopy(model), valset, tmp_path / "state.json", "faster", max_rel_drop=0.1, patience=1)
+        with pytest.raises(SearchStateMismatch, match="search"):
+            run_search(copy.deepcopy(model), valset, tmp_path / "state.json", "faster", max_rel_drop=0.2)
