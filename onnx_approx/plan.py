@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from onnx_approx.architectures import MATRIX_ROLES
-from onnx_approx.io_utils import atomic_write_text
+from onnx_approx.io_utils import atomic_write_text, read_json
 
 PLAN_FORMAT = 1
 PRECISIONS = ("fp32", "int8", "int4")
@@ -115,14 +115,7 @@ class Plan:
 
     @classmethod
     def load(cls, path: str | Path) -> "Plan":
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise PlanError(f"plan file not found: {path}") from None
-        except json.JSONDecodeError as exc:
-            raise PlanError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json(path, PlanError), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

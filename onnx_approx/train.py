@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -52,8 +53,6 @@ def train(
     Works for any module with the Hugging Face forward signature (labels in, `.loss` out), so gated,
     pruned and fake-quantized models train with the same loop.
     """
-    import time
-
     seed_everything(config.seed)
     data: EncodedDataset = encode_dataset(tokenizer, task, examples, config.max_seq_len)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
