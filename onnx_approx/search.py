@@ -9,10 +9,11 @@ Goals:
             int8 per matrix.
   faster    Spend the allowed drop of the validation main metric (--max-rel-drop, relative) on the least
   smaller   significant components per unit saved (MACs per token at --seq-len for faster, bytes for
-            smaller), in phases: whole blocks, then heads and neuron groups, then precision (faster: int8,
-            counted at the measured int8 MatMul speed-up; smaller: int4, else int8). A phase stops after
-            --patience rejections in a row. Ranking: exact loss changes from an analysis where it covers
-            the phase, else first-order scores measured afresh at the current plan.
+            smaller), in phases: whole blocks, then heads and neuron groups (a phase stops after --patience
+            rejections in a row), then precision (faster: int8, counted at the measured int8 MatMul
+            speed-up; smaller: int4, else int8), tried by bisection: all matrices at once, else each half,
+            down to single matrices. Ranking: exact loss changes from an analysis where it covers the
+            phase, else first-order scores measured afresh at the current plan.
 
 Every trial reruns only the layers at and above the change (cached layer inputs). After each trial the
 state (plan, trials, phase rankings) is written atomically, so a killed search resumes where it stopped.
@@ -33,12 +34,12 @@ from tqdm.auto import tqdm
 
 from onnx_approx.approximate import PlannedModel
 from onnx_approx.architectures import MATRIX_ROLES, spec_for
-from onnx_approx.costs import INT8_MATMUL_SPEEDUP, encoder_bytes, macs_per_token, matrix_shapes
+from onnx_approx.costs import effective_macs_per_token, encoder_bytes, macs_per_token
 from onnx_approx.io_utils import atomic_write_text
 from onnx_approx.plan import Plan
 from onnx_approx.data.tasks import ACCURACY
 from onnx_approx.significance.ablation import GiveUp, LayerInputCache, Measurement
-from onnx_approx.significance.candidates import Candidate
+from onnx_approx.significance.candidates import Bundle, Candidate
 from onnx_approx.significance.gates import GateLayout
 from onnx_approx.significance.taylor import FirstOrderScores, first_order_scores
 from onnx_approx.significance.validation import ValidationSet
@@ -192,7 +193,7 @@ class Search:
         no_worse = float(np.mean(measurement.losses <= self.reference.losses))
         return measurement.loss < self.state.best_loss and no_worse > 0.5
 
-    def try_candidate(self, candidate: Candidate, phase: str, bar: tqdm | None = None) -> Trial | None:
+    def try_candidate(self, candidate: Candidate | Bundle, phase: str, bar: tqdm | None = None) -> Trial | None:
         """Measure `candidate` on top of the current plan; keep it if the goal's rule accepts it.
 
         Returns None when the candidate no longer applies; a finished trial from the state is not rerun.
@@ -232,7 +233,7 @@ class Search:
         log.debug("%s %s: %s", phase, candidate.name, trial)
         return trial
 
-    def _give_up(self, candidate: Candidate) -> GiveUp | None:
+    def _give_up(self, candidate: Candidate | Bundle) -> GiveUp | None:
         """A per-batch test that turns True once the goal's rule cannot accept `candidate` whatever the
         remaining batches hold (losses are >= 0, errors only add up); decisions stay those of a full run."""
         n = len(self.valset)
@@ -269,16 +270,13 @@ class Search:
         return give_up
 
     # -- what a candidate saves -------------------------------------------------------------------
-    def saving(self, plan: Plan, candidate: Candidate) -> float:
-        """MACs per token (faster / accurate) or bytes (smaller) that `candidate` saves on `plan`."""
+    def saving(self, plan: Plan, candidate: Candidate | Bundle) -> float:
+        """Effective MACs per token (faster / accurate) or bytes (smaller) that `candidate` saves on `plan`."""
         new = candidate.apply(plan, self.layout)
         if self.config.goal == "smaller":
             return float(encoder_bytes(plan) - encoder_bytes(new))
-        saved = float(macs_per_token(plan, self.config.seq_len) - macs_per_token(new, self.config.seq_len))
-        if candidate.kind == "precision" and candidate.value == "int8":
-            rows, cols = matrix_shapes(plan, candidate.layer)[candidate.role]
-            saved += rows * cols * (1 - 1 / INT8_MATMUL_SPEEDUP)
-        return saved
+        seq_len = self.config.seq_len
+        return float(effective_macs_per_token(plan, seq_len) - effective_macs_per_token(new, seq_len))
 
     # -- phases -----------------------------------------------------------------------------------
     def run(self) -> Plan:
@@ -326,23 +324,44 @@ class Search:
                       for i in ([None] if kind in ("attention", "ffn") else range(self._units(kind)))]
         yield from self._with_patience(self._ranked(phase, candidates, per_saving=True))
 
-    def _precision_phase(self, phase: str) -> Iterator[Candidate]:
+    def _precision_phase(self, phase: str) -> Iterator[Candidate | Bundle]:
         order = {"faster": ("int8",), "smaller": ("int4", "int8"), "accurate": ("int8",)}[self.config.goal]
         first = [Candidate("precision", layer, role=role, value=order[0])
                  for layer in range(self.layout.num_layers) for role in MATRIX_ROLES]
-        ranked = self._ranked(phase, first, per_saving=self.config.goal != "accurate")
-        stream = self._with_fallback(ranked, order[1:])
-        yield from (stream if self.config.goal == "accurate" else self._with_patience(stream))
+        ranked = list(self._ranked(phase, first, per_saving=self.config.goal != "accurate"))
+        if self.config.goal == "accurate":
+            for candidate in ranked:
+                yield from self._with_fallbacks(candidate, order[1:])
+        else:
+            yield from self._bisect(phase, ranked, 0, len(ranked), order[1:])
 
-    def _with_fallback(self, candidates: Iterator[Candidate], fallbacks: tuple[str, ...]) -> Iterator[Candidate]:
-        for candidate in candidates:
+    def _bisect(self, phase: str, ranked: list[Candidate], start: int, end: int,
+                fallbacks: tuple[str, ...]) -> Iterator[Candidate | Bundle]:
+        """Try ranked[start:end] as one bundle; if undone, each half in turn, down to single matrices, which
+        then try the fallback precisions. Mostly harmless quantization costs a few trials, not one per matrix."""
+        if start >= end:
+            return
+        if end - start == 1:
+            yield from self._with_fallbacks(ranked[start], fallbacks)
+            return
+        bundle = Bundle(f"{phase}[{start}:{end}]@{ranked[start].value}", tuple(ranked[start:end]))
+        yield bundle
+        trial = self._done.get(bundle.name)
+        if trial is None or trial.accepted:
+            return
+        middle = (start + end) // 2
+        yield from self._bisect(phase, ranked, start, middle, fallbacks)
+        yield from self._bisect(phase, ranked, middle, end, fallbacks)
+
+    def _with_fallbacks(self, candidate: Candidate, fallbacks: tuple[str, ...]) -> Iterator[Candidate]:
+        """`candidate`, then while it is undone the same matrix at each fallback precision."""
+        yield candidate
+        for value in fallbacks:
+            trial = self._done.get(candidate.name)
+            if trial is None or trial.accepted:
+                return
+            candidate = Candidate("precision", candidate.layer, role=candidate.role, value=value)
             yield candidate
-            for value in fallbacks:
-                trial = self._done.get(candidate.name)
-                if trial is None or trial.accepted:
-                    break
-                candidate = Candidate("precision", candidate.layer, role=candidate.role, value=value)
-                yield candidate
 
     def _with_patience(self, candidates: Iterator[Candidate]) -> Iterator[Candidate]:
         misses = 0

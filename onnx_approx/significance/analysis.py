@@ -51,7 +51,7 @@ class AnalysisConfig:
     group_size: int | None = None  # default: intermediate_size / 12
     batch_size: int = 128
     max_seq_len: int | None = None  # default: 128, or 384 for QA
-    exact_fraction: float = 1.0  # share of each layer's heads and groups checked exactly (least significant first)
+    exact_fraction: float = 0.5  # share of each layer's heads and groups checked exactly (least significant first)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exact_fraction <= 1.0:

@@ -76,3 +76,26 @@ class Candidate:
         else:
             lp.attention.sign_match_top_k = self.value
         return new
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Several candidates tried as one change (e.g. int8 for a whole set of matrices at once)."""
+
+    name: str
+    members: tuple[Candidate, ...]
+    kind: str = "bundle"
+
+    @property
+    def layer(self) -> int:
+        """The lowest layer it changes: measurements rerun from there."""
+        return min(m.layer for m in self.members)
+
+    def applies_to(self, plan: Plan, layout: GateLayout) -> bool:
+        return any(m.applies_to(plan, layout) for m in self.members)
+
+    def apply(self, plan: Plan, layout: GateLayout) -> Plan:
+        for member in self.members:
+            if member.applies_to(plan, layout):
+                plan = member.apply(plan, layout)
+        return plan

@@ -127,3 +127,26 @@ class TestCheckpoint:
         run_search(copy.deepcopy(model), valset, tmp_path / "state.json", "faster", max_rel_drop=0.1, patience=1)
         with pytest.raises(SearchStateMismatch, match="search"):
             run_search(copy.deepcopy(model), valset, tmp_path / "state.json", "faster", max_rel_drop=0.2)
+
+
+class TestBisection:
+    def test_harmless_matrices_go_in_few_trials_and_harmful_ones_fall_back(self):
+        from types import SimpleNamespace
+
+        from onnx_approx.significance.candidates import Bundle, Candidate
+
+        ranked = [Candidate("precision", i // 6, role=r, value="int4")
+                  for i, r in enumerate(["attention.query", "attention.key", "attention.value", "attention.output",
+                                         "ffn.intermediate", "ffn.output"] * 4)]
+        harmful = {ranked[5].name, ranked[17].name}
+        search = object.__new__(Search)
+        search._done = {}
+        tried, kept = [], set()
+        for candidate in search._bisect("precision", ranked, 0, len(ranked), ("int8",)):
+            members = candidate.members if isinstance(candidate, Bundle) else (candidate,)
+            accepted = not any(m.name in harmful for m in members)
+            search._done[candidate.name] = SimpleNamespace(accepted=accepted)
+            tried.append(candidate.name)
+            kept |= {m.name for m in members} if accepted else set()
+        assert kept == {c.name for c in ranked} - harmful | {n.replace("@int4", "@int8") for n in harmful}
+        assert len(tried) <= 1 + 2 * 2 * 5 + 2  # two bad leaves among 24: two paths of depth 5, plus fallbacks

@@ -51,14 +51,16 @@ def test_analyze_writes_measured_significance(workspace, tmp_path):
     assert len(doc["components"]) == 2 * (1 + 4 + 1 + 12) and len(doc["matrices"]) == 2 * 6
     baseline = validation_losses(model, folder, files)
     assert doc["baseline"]["loss"] == pytest.approx(baseline.mean(), abs=1e-5)
+    measured = [r for r in doc["components"] if r["loss_change"] is not None]
+    assert len(measured) == 2 * (1 + 2 + 1 + 6)  # blocks, and the least significant half of heads and groups
+    row = next(r for r in measured if r["kind"] == "head" and r["layer"] == 0)
     plan = Plan.identity("bert", {"num_layers": 2, "num_heads": 4, "head_dim": 8, "intermediate_size": 48})
-    plan.layers[0].attention.heads_kept = [0, 1, 3]
+    plan.layers[0].attention.heads_kept = [h for h in range(4) if h != row["index"]]
     without_head = validation_losses(apply_plan_torch(copy.deepcopy(model), plan), folder, files)
-    row = next(r for r in doc["components"] if r["name"] == "L0.head2")
     assert row["loss_change"] == pytest.approx(without_head.mean() - baseline.mean(), abs=1e-5)
     assert row["no_worse_fraction"] == pytest.approx(np.mean(without_head <= baseline))
     assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "L0.head2" in (out / "summary.md").read_text()
+    assert row["name"] in (out / "summary.md").read_text()
 
 
 def test_approximate_then_evaluate_with_the_plan(workspace, tmp_path, capsys):

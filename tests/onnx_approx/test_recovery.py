@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from onnx_approx.architectures import spec_for
+from onnx_approx.data import Example, get_task
+from onnx_approx.plan import Plan
+from onnx_approx.recovery import RecoveryConfig, recover
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@pytest.mark.parametrize("restart", [False, True])
+def test_recovery_trains_what_the_plan_keeps(lively_model, synthetic_sentences, tiny_model_dir, restart):
+    model, tokenizer, _ = lively_model("bert")
+    pretrained = tiny_model_dir("bert", seed=1)
+    plan = Plan.identity("bert", spec_for("bert").dims(model.config))
+    plan.layers[0].attention.heads_kept = [0, 1]
+    plan.layers[1].ffn.remove = True
+    plan.layers[1].precision["attention.value"] = "int8"
+    examples = [Example(t, None, y, f"s:{i}") for i, (t, y) in enumerate(synthetic_sentences(16))]
+    config = RecoveryConfig(epochs=1, batch_size=8, lr=1e-3, start_from=str(pretrained) if restart else None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    start = before if not restart else {k: v.clone() for k, v in
+                                        type(model).from_pretrained(pretrained).state_dict().items()}
+    full, summary = recover(model, plan, tokenizer, get_task("sst2"), examples, config,
+                            uses_token_type_ids=True, max_seq_len=32)
+    assert summary["steps"] == 2 and summary["start_from"] == (str(pretrained) if restart else "fine-tuned")
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the input model is untouched
+    after = full.state_dict()
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(after[query][:16], start[query][:16])  # kept heads 0, 1 trained
+    assert torch.equal(after[query][16:], start[query][16:])  # removed heads left as they were
+    ffn = "bert.encoder.layer.1.intermediate.dense.weight"
+    assert torch.equal(after[ffn], start[ffn])  # removed FFN block
+    value = "bert.encoder.layer.1.attention.self.value.weight"
+    assert not torch.equal(after[value], start[value])  # the int8 matrix's fp32 latent weight learned (STE)
