@@ -23,8 +23,8 @@ from torch import nn
 from transformers.pytorch_utils import prune_linear_layer
 
 from onnx_approx.architectures import ArchitectureSpec, spec_for
-from onnx_approx.io_utils import atomic_output_dir, atomic_write_text
-from onnx_approx.modeling import PRUNED_SHAPES_FILE
+from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, read_json
+from onnx_approx.model_sources import PRUNED_SHAPES_FILE
 from onnx_approx.plan import Plan
 from onnx_approx.significance.gates import head_columns
 from onnx_approx.significance.precision import apply_precision, latent_state_dict
@@ -211,12 +211,9 @@ def load_pruned(model_dir: str | Path) -> nn.Module:
     loaded strictly, then the plan's precision applied (fake quantization) so it computes what was saved."""
     model_dir = Path(model_dir)
     shapes_file = model_dir / PRUNED_SHAPES_FILE
-    try:
-        meta = json.loads(shapes_file.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{model_dir} is not a pruned model folder (no {PRUNED_SHAPES_FILE})") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{shapes_file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if not shapes_file.is_file():
+        raise FileNotFoundError(f"{model_dir} is not a pruned model folder (no {PRUNED_SHAPES_FILE})")
+    meta = read_json(shapes_file)
     if meta.get("format") != PRUNED_FORMAT:
         raise ValueError(f"{shapes_file}: field 'format' must be {PRUNED_FORMAT}, got {meta.get('format')!r}")
     plan = Plan.from_dict(meta.get("plan"), source=f"{shapes_file}: plan")

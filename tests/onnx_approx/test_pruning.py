@@ -6,7 +6,8 @@ import torch
 
 from onnx_approx.approximate import apply_plan_torch
 from onnx_approx.architectures import spec_for
-from onnx_approx.modeling import PRUNED_SHAPES_FILE, count_parameters, load_model
+from onnx_approx.model_sources import PRUNED_SHAPES_FILE
+from onnx_approx.modeling import count_parameters, load_model
 from onnx_approx.plan import Plan, PlanError
 from onnx_approx.pruning import layer_shapes, load_pruned, prune_model, save_pruned, scatter_into
 
