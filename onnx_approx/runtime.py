@@ -8,15 +8,15 @@ from pathlib import Path
 import onnx
 import onnxruntime as ort
 
-log = logging.getLogger(__name__)
+from graph_passes.sign_match_function import DOMAIN
 
-CUSTOM_OP_DOMAIN = "ai.onnx_approx"
+log = logging.getLogger(__name__)
 
 
 def uses_custom_ops(model_path: str | Path) -> bool:
     """Whether the model imports the project's custom-op domain (reads the graph, not the weights)."""
     model = onnx.load(str(model_path), load_external_data=False)
-    return any(op.domain == CUSTOM_OP_DOMAIN for op in model.opset_import)
+    return any(op.domain == DOMAIN for op in model.opset_import)
 
 
 def session_options(threads: int | None = None, *, spinning: bool = False) -> ort.SessionOptions:

@@ -9,7 +9,7 @@ import pytest
 from onnx_approx.cli import main as cli_main
 from onnx_approx.io_utils import OutputExistsError
 from onnx_approx.ops.library import LIBRARY_ENV
-from onnx_approx.runtime import CUSTOM_OP_DOMAIN
+from graph_passes.sign_match_function import DOMAIN as CUSTOM_OP_DOMAIN
 from onnx_approx.serve.triton import export_triton, triton_data_type
 
 _TOKEN = re.compile(r'\s*(?:(#[^\n]*)|("(?:[^"\\]|\\.)*")|([{}\[\]:,])|([A-Za-z0-9_.+-]+))')
