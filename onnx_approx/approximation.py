@@ -23,7 +23,7 @@ from torch import nn
 from onnx_approx.approximate import apply_plan_torch
 from onnx_approx.dataset import default_max_seq_len
 from onnx_approx.evaluate import TorchEngine, evaluate_engine
-from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir
+from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir, read_json
 from onnx_approx.modeling import LoadedModel, count_parameters, load_model
 from onnx_approx.plan_report import report_markdown
 from onnx_approx.pruning import save_pruned
@@ -117,7 +117,7 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
         round_dir = out_dir / ROUNDS_DIR / str(r)
         if (round_dir / "config.json").is_file():  # recovered before an interruption
             current = load_model(round_dir, task).model
-            recoveries.append(json.loads((round_dir / RECOVERY_FILE).read_text()))
+            recoveries.append(read_json(round_dir / RECOVERY_FILE))
         else:
             round_recovery = recovery if r == 1 else dataclasses.replace(recovery, start_from=None)
             current, summary = recover(current, plan, loaded.tokenizer, task, rest, round_recovery,

@@ -196,7 +196,8 @@ def save_pruned(model: nn.Module, plan: Plan, out_dir: str | Path, tokenizer: An
     """Write a pruned model: HF config, safetensors weights (fp32 latent values), plan and per-layer shapes."""
     out_dir = Path(out_dir)
     state = {k: v.detach().contiguous() for k, v in latent_state_dict(model).items()}
-    meta = {"format": PRUNED_FORMAT, "layers": layer_shapes(model), "plan": plan.to_dict()}
+    meta = {"format": PRUNED_FORMAT, "architecture": type(model).__name__, "layers": layer_shapes(model),
+            "plan": plan.to_dict()}
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         model.config.save_pretrained(tmp)
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
@@ -218,10 +219,9 @@ def load_pruned(model_dir: str | Path) -> nn.Module:
         raise ValueError(f"{shapes_file}: field 'format' must be {PRUNED_FORMAT}, got {meta.get('format')!r}")
     plan = Plan.from_dict(meta.get("plan"), source=f"{shapes_file}: plan")
     config = transformers.AutoConfig.from_pretrained(model_dir)
-    architectures = config.architectures or []
-    cls = getattr(transformers, architectures[0], None) if architectures else None
-    if cls is None:
-        raise ValueError(f"{model_dir}/config.json: unknown 'architectures' {architectures!r}")
+    cls = getattr(transformers, str(meta.get("architecture")), None)
+    if not (isinstance(cls, type) and issubclass(cls, transformers.PreTrainedModel)):
+        raise ValueError(f"{shapes_file}: unknown 'architecture' {meta.get('architecture')!r}")
     model = prune_model(cls(config), plan)
     if layer_shapes(model) != meta.get("layers"):
         raise ValueError(f"{shapes_file}: recorded layer shapes {meta.get('layers')} do not match the plan's "

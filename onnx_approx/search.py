@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from onnx_approx.approximate import PlannedModel
 from onnx_approx.architectures import MATRIX_ROLES, spec_for
 from onnx_approx.costs import effective_macs_per_token, encoder_bytes, macs_per_token
-from onnx_approx.io_utils import atomic_write_text
+from onnx_approx.io_utils import atomic_write_text, read_json
 from onnx_approx.plan import Plan
 from onnx_approx.data.tasks import ACCURACY
 from onnx_approx.significance.ablation import GiveUp, LayerInputCache, Measurement
@@ -111,10 +111,7 @@ class SearchState:
 
     @classmethod
     def load(cls, path: Path) -> "SearchState":
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        data = read_json(path)
         if data.pop("format", None) != STATE_FORMAT:
             raise ValueError(f"{path}: not a search state of format {STATE_FORMAT}")
         data["trials"] = [Trial.from_dict(t) for t in data["trials"]]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from onnx_approx.architectures import MATRIX_ROLES
-from onnx_approx.io_utils import atomic_write_bytes, atomic_write_text
+from onnx_approx.io_utils import atomic_write_bytes, atomic_write_text, read_json
 
 SIGNIFICANCE_FILE = "significance.json"
 HEATMAP_FILE = "heatmap.png"
@@ -21,12 +21,9 @@ _SHORT_ROLE = {"attention.query": "q", "attention.key": "k", "attention.value": 
 
 def load_significance(folder: str | Path) -> dict[str, Any]:
     path = Path(folder) / SIGNIFICANCE_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no {SIGNIFICANCE_FILE} in {folder} (run `onnx-approx analyze` first)") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if not path.is_file():
+        raise FileNotFoundError(f"no {SIGNIFICANCE_FILE} in {folder} (run `onnx-approx analyze` first)")
+    return read_json(path)
 
 
 def write_significance(doc: dict[str, Any], folder: Path) -> None:

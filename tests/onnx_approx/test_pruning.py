@@ -119,6 +119,10 @@ class TestSaveLoad:
         save_pruned(prune_model(model, plan), plan, tmp_path / "pruned")
         meta_file = tmp_path / "pruned" / PRUNED_SHAPES_FILE
         meta = json.loads(meta_file.read_text())
+        assert meta["architecture"] == "BertForSequenceClassification"
+        meta_file.write_text(json.dumps({**meta, "architecture": "os"}))
+        with pytest.raises(ValueError, match="unknown 'architecture' 'os'"):
+            load_pruned(tmp_path / "pruned")
         meta["layers"][0]["heads"] = 3
         meta_file.write_text(json.dumps(meta))
         with pytest.raises(ValueError, match="recorded layer shapes"):

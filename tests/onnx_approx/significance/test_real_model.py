@@ -21,8 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def minilm():
-    loaded = load_model("minilm-l6", TaskData.registered("sst2").task)
-    return loaded
+    return load_model("minilm-l6", TaskData.registered("sst2").task)
 
 
 def some_plan(dims) -> Plan:
