@@ -22,7 +22,7 @@ ops: $(STAMP)
 	@if [ -f onnx_approx/ops/csrc/Makefile ]; then $(MAKE) -s -C onnx_approx/ops/csrc PYTHON=$(abspath $(BIN)/python); fi
 
 demo: setup
-	$(BIN)/onnx-approx demo
+	$(BIN)/onnx-approx run models/minilm-sst2-faster.toml
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,15 +19,21 @@ from graph_passes.cleanup import CleanupPass
 from graph_passes.fuse import FusePass
 from graph_passes.prune_heads import PruneHeadsPass
 from graph_passes.prune_neurons import PruneNeuronsPass
+from graph_passes.prune_vocab import PruneVocabPass
 from graph_passes.quantize import QuantizeWeightsPass, weight_targets
 from graph_passes.quantize_dynamic import DynamicQuantizePass, int8_nodes
 from graph_passes.remove_blocks import RemoveBlocksPass
 from graph_passes.sign_match import SignMatchPass
 from graph_passes.structure import locate
+from onnx_approx.io_utils import atomic_output_dir, atomic_write_text
 from onnx_approx.plan import Plan
 
 log = logging.getLogger(__name__)
 QUANT_MODES = ("size", "speed")
+ONNX_FILE = "model.onnx"
+PLAN_FILE = "plan.json"
+REPORT_FILE = "passes_report.json"
+WEIGHT_SUFFIXES = (".onnx", ".data", ".safetensors", ".bin", ".pt", ".pth", ".ckpt")
 
 
 @dataclass
@@ -112,8 +120,8 @@ def apply_plan(
 ) -> tuple[ir.Model, ApplyReport]:
     """Realize `plan` on an unfused export of the model it was made for; the input is not modified.
 
-    Order: remove blocks, prune heads, prune neurons, sign-matching attention, clean up, ORT fusions
-    (unless `fuse=False`), quantize (`quant_mode` "size": weight-only QDQ; "speed": dynamic int8 for int8
+    Order: remove blocks, prune heads, prune neurons, prune the vocabulary, sign-matching attention, clean up,
+    ORT fusions (unless `fuse=False`), quantize (`quant_mode` "size": weight-only QDQ; "speed": dynamic int8 for int8
     matrices; default from the plan's goal), final check. `model_type` (from the model's config.json) is
     checked against the plan's. Raises PlanError for a plan that does not fit the model and StructureError
     for a model whose encoder is not recognized.
@@ -138,7 +146,8 @@ def apply_plan(
         return result
 
     for pass_ in (RemoveBlocksPass(structure, plan), PruneHeadsPass(structure, plan),
-                  PruneNeuronsPass(structure, plan), SignMatchPass(structure, plan), CleanupPass()):
+                  PruneNeuronsPass(structure, plan), PruneVocabPass(structure, plan), SignMatchPass(structure, plan),
+                  CleanupPass()):
         model = run(pass_, model)
     if fuse:
         fuse_pass = FusePass(structure)
@@ -150,3 +159,30 @@ def apply_plan(
         model = run(DynamicQuantizePass(dynamic), model)
     model = run(CleanupPass(fold=False), model)
     return model, report
+
+
+def _companion_files(model_file: Path) -> list[Path]:
+    """config.json, tokenizer and other small files of an export folder: not weights, nor the outputs of
+    `apply_plan_folder`."""
+    folder = model_file.parent
+    if not (folder / "config.json").is_file():
+        return []
+    return [p for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.endswith(WEIGHT_SUFFIXES) and p.name not in (PLAN_FILE, REPORT_FILE)
+            and not p.name.startswith(".")]
+
+
+def apply_plan_folder(model_file: Path, plan: Plan, out_dir: Path, *, fuse: bool = True,
+                      quant_mode: str | None = None, overwrite: bool = False) -> ApplyReport:
+    """`apply_plan` on an export folder's model; OUT_DIR (written atomically) receives model.onnx, plan.json,
+    passes_report.json and the config/tokenizer files found beside the input, so it loads like an export."""
+    config = model_file.parent / "config.json"
+    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    model, report = apply_plan(model_file, plan, fuse=fuse, quant_mode=quant_mode, model_type=model_type)
+    with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
+        ir.save(model, tmp / ONNX_FILE)
+        for path in _companion_files(model_file):
+            shutil.copy2(path, tmp / path.name)
+        plan.save(tmp / PLAN_FILE)
+        atomic_write_text(tmp / REPORT_FILE, json.dumps(report.to_dict(), indent=2) + "\n")
+    return report

@@ -4,7 +4,8 @@
 
 Variants, all built by `apply_plan` from the export (an unfused model of the family in config.json):
 - `fused`: nothing removed, ORT fusions only (the latency baseline);
-- `int4-half-heads`: every matrix and the word embeddings int4, every other head removed (size);
+- `int4-half-heads`: every matrix, the word and position embeddings and the head's projection (BERT's pooler)
+  int4, every other head removed (size);
 - `half-ffn`: the FFN blocks of every other layer removed, fused (speed);
 - `int8-speed`: every matrix int8 in the speed layout (dynamic quantization), fused.
 Latency: one process, sessions with `threads` intra-op threads and no spinning, rounds interleaved in a
@@ -16,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import onnx_ir as ir
 import onnxruntime as ort
 
@@ -30,6 +29,7 @@ from graph_passes.structure import locate
 from onnx_approx.architectures import MATRIX_ROLES
 from onnx_approx.plan import Plan
 from onnx_approx.runtime import session_options
+from onnx_approx.timing import time_interleaved, token_feeds
 
 
 def variant_plans(model_type: str, dims: dict[str, int]) -> dict[str, Plan]:
@@ -39,7 +39,8 @@ def variant_plans(model_type: str, dims: dict[str, int]) -> dict[str, Plan]:
     for layer in size.layers:
         layer.attention.heads_kept = list(range(0, dims["num_heads"], 2))
         layer.precision = dict.fromkeys(MATRIX_ROLES, "int4")
-    size.embeddings = {"precision": "int4"}
+    size.embeddings = {"precision": "int4", "position_precision": "int4"}
+    size.head = {"precision": "int4"}
     plans["int4-half-heads"] = size
     ffn = Plan.identity(model_type, dims)
     for layer in ffn.layers[1::2]:
@@ -50,30 +51,6 @@ def variant_plans(model_type: str, dims: dict[str, int]) -> dict[str, Plan]:
         layer.precision = dict.fromkeys(MATRIX_ROLES, "int8")
     plans["int8-speed"] = speed
     return plans
-
-
-def example_inputs(model: ir.Model, batch: int, seq: int, vocab_size: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    feeds = {"input_ids": rng.integers(5, vocab_size, size=(batch, seq)), "attention_mask": np.ones((batch, seq)),
-             "token_type_ids": np.zeros((batch, seq))}
-    return {v.name: feeds[v.name].astype(np.int64) for v in model.graph.inputs}
-
-
-def latency(sessions: dict[str, ort.InferenceSession], feeds: dict[str, np.ndarray], rounds: int,
-            pause: float = 0.005) -> dict[str, tuple[float, float]]:
-    """p50 and p90 milliseconds per session, rounds interleaved in a random order."""
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for session in sessions.values():  # warm-up
-        session.run(None, feeds)
-    order = list(sessions)
-    for _ in range(rounds):
-        random.shuffle(order)
-        for name in order:
-            time.sleep(pause)
-            start = time.perf_counter()
-            sessions[name].run(None, feeds)
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: (float(np.percentile(t, 50)), float(np.percentile(t, 90))) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,14 +75,15 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {"bytes": path.stat().st_size}
             sessions[name] = ort.InferenceSession(str(path), session_options(args.threads),
                                                   providers=["CPUExecutionProvider"])
-        feeds = example_inputs(export, args.batch, args.seq, config["vocab_size"])
-        timings = latency(sessions, feeds, args.rounds)
+        feeds = token_feeds([v.name for v in export.graph.inputs], args.batch, args.seq, config["vocab_size"])
+        calls = {name: partial(session.run, None, feeds) for name, session in sessions.items()}
+        timings = time_interleaved(calls, args.rounds, pause=0.005)
     export_bytes = args.model.stat().st_size
-    base = timings["fused"][0]
+    base = timings["fused"].p50_ms
     print(f"export: {export_bytes:,} bytes; {args.batch}x{args.seq}, {args.threads} threads, {args.rounds} rounds")
     print(f"{'variant':<18} {'bytes':>12} {'of export':>9} {'p50 ms':>8} {'p90 ms':>8} {'speed-up':>8}")
     for name, result in results.items():
-        p50, p90 = timings[name]
+        p50, p90 = timings[name].p50_ms, timings[name].p90_ms
         print(f"{name:<18} {result['bytes']:>12,} {result['bytes'] / export_bytes:>9.4f} {p50:>8.2f} {p90:>8.2f} "
               f"{base / p50:>8.2f}")
     return 0

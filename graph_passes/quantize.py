@@ -3,17 +3,20 @@
 The rounding mirrors `onnx_approx.significance.precision` (the PyTorch fake quantization the plan was
 measured with), so ONNX and PyTorch see the same dequantized weights:
 - int8: symmetric, one scale per output channel, scale = max|w| / 127, q = clamp(round(w / scale), -127, 127);
-- int4: symmetric, one scale per block of 32 along the input dimension, scale = max|block| / 7,
-  q = clamp(round(w / scale), -8, 7), a short last block as if zero-padded;
+- int4: symmetric, one scale per block of 32 along the input dimension, scale = max|block| / 7 rounded to
+  float16 (at most 65504), q = clamp(round(w / scale), -8, 7), a short last block as if zero-padded;
 - round half to even, float32 division, an all-zero channel or block has scale 0 and stays zero;
-- the word-embedding table: one int8 scale per token, int4 blocks along the hidden dimension.
+- the embedding tables (word, position): one int8 scale per token, int4 blocks along the hidden dimension;
+- the task head's hidden x hidden projection (a MatMul, or a Gemm whose weight may be [out, in]) as a matrix.
 
-Layout, the smallest standard ONNX offers (int8: 1 byte per weight, int4: 0.625 with an fp32 scale per 32):
+Layout, the smallest standard ONNX offers (int8: 1 byte per weight, int4: 0.5625 with an fp16 scale per 32):
 - matrices: DequantizeLinear(int8 [in, out], scale [out], axis=1) or, from opset 21,
   DequantizeLinear(int4 [in, out], scale [ceil(in/32), out], axis=0, block_size=32) before the MatMul;
   ORT 1.32 runs DQ->MatMul as MatMulNBits (with int8 activations unless the session sets
   `session.qdq_matmulnbits_accuracy_level` to 1, which keeps the plan's numerics exactly);
-- the embedding table is gathered before it is dequantized, so a run touches only the tokens it reads:
+- int4 scales are stored as float16 and read through a Cast to float: ORT folds the Cast of the constant
+  when the session starts, then fuses as with fp32 scales (same kernels, same latency, measured);
+- an embedding table is gathered before it is dequantized, so a run touches only the tokens it reads:
   int8 as Gather(int8) * Gather(scale); int4 as ORT's GatherBlockQuantized (ONNX Gather takes no int4),
   or DequantizeLinear -> Gather where the hidden size is not a multiple of the block.
 This saves size, not time: for speed see `quantize_dynamic.py`.
@@ -46,6 +49,7 @@ from onnx_approx.plan import INT4_BLOCK_SIZE, Plan
 
 INT8_MAX = 127
 INT4_MIN, INT4_MAX = -8, 7
+FLOAT16_MAX = np.float32(np.finfo(np.float16).max)
 BLOCKED_DQ_OPSET = 21  # DequantizeLinear with int4 and block_size
 
 
@@ -64,11 +68,12 @@ def quantize_int8(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
 
 def quantize_int4(w: np.ndarray, axis: int, block: int = INT4_BLOCK_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """(q in [-8, 7] as int8, scale with ceil(n/block) along `axis`): symmetric blocks of `block` along a 2-D
-    weight's `axis`."""
+    weight's `axis`; the float32 scales hold float16 values (stored as such)."""
     w = np.moveaxis(w.astype(np.float32), axis, -1)  # blocks along the last axis
     rows, n = w.shape
     padded = np.pad(w, ((0, 0), (0, (-n) % block))).reshape(rows, -1, block)
-    scale = (np.abs(padded).max(axis=-1, keepdims=True) / np.float32(INT4_MAX)).astype(np.float32)
+    scale = np.minimum(np.abs(padded).max(axis=-1, keepdims=True) / np.float32(INT4_MAX), FLOAT16_MAX)
+    scale = scale.astype(np.float16).astype(np.float32)
     q = _quantize(padded, scale, INT4_MIN, INT4_MAX).reshape(rows, -1)[:, :n]
     return np.moveaxis(q, -1, axis), np.moveaxis(scale[..., 0], -1, axis)
 
@@ -102,7 +107,8 @@ class WeightTarget:
 
 
 def weight_targets(structure: EncoderStructure, plan: Plan) -> list[WeightTarget]:
-    """Every matrix the plan quantizes, wherever it lives now: a MatMul, a fused Attention or the embedding."""
+    """Every matrix the plan quantizes, wherever it lives now: a MatMul, a fused Attention, an embedding table
+    or the head's projection."""
     graph = structure.model.graph
     fused = iter([n for n in graph if n.domain == ORT_DOMAIN and n.op_type == "Attention"])
     targets = []
@@ -126,37 +132,51 @@ def weight_targets(structure: EncoderStructure, plan: Plan) -> list[WeightTarget
                 raise ValueError(f"layer {layer.index} {role}: its projection is no longer in the graph")
             width = linear.weight_array().shape[1]
             targets.append(WeightTarget(linear.matmul, 1, [(precision, width)], 1, f"layer {layer.index} {role}"))
-    embedding = structure.word_embeddings
-    precision = plan.embeddings.get("precision", "fp32")
-    if embedding is not None and embedding.graph is graph and precision != "fp32":
-        tokens = constant_array(embedding.inputs[0]).shape[0]
-        targets.append(WeightTarget(embedding, 0, [(precision, tokens)], 0, "word embeddings"))
+    for table, embedding in (("word", structure.word_embeddings), ("position", structure.position_embeddings)):
+        precision = plan.embedding_precision(table)
+        if embedding is not None and embedding.graph is graph and precision != "fp32":
+            rows = constant_array(embedding.inputs[0]).shape[0]
+            targets.append(WeightTarget(embedding, 0, [(precision, rows)], 0, f"{table} embeddings"))
+    head = structure.head_dense
+    if head is not None and head.graph is graph and plan.head_precision != "fp32":
+        out_axis = 0 if head.op_type == "Gemm" and head.attributes.get_int("transB", 0) else 1
+        targets.append(WeightTarget(head, 1, [(plan.head_precision, structure.hidden_size)], out_axis, "head dense"))
     return targets
 
 
-def _dequantize_node(graph: ir.Graph, w: np.ndarray, precision: str, out_axis: int, name: str) -> ir.Node:
-    """DequantizeLinear on fresh quantized initializers holding `w`."""
+def _int4_scale(graph: ir.Graph, scale: np.ndarray, name: str) -> tuple[ir.Node, ir.Value]:
+    """Int4 scales as a float16 initializer read through a Cast to float (see the module doc)."""
+    stored = add_initializer(graph, scale.astype(np.float16), f"{name}_scale")
+    cast = ir.node("Cast", [stored], {"to": ir.DataType.FLOAT}, name=unique_name(graph, f"{name}_scale_cast"))
+    cast.outputs[0].name = unique_name(graph, f"{name}_scale_float")
+    return cast, cast.outputs[0]
+
+
+def _dequantize(graph: ir.Graph, w: np.ndarray, precision: str, out_axis: int, name: str) -> list[ir.Node]:
+    """Nodes ending in a DequantizeLinear of fresh quantized initializers holding `w`."""
     if precision == "int8":
         q, scale = quantize_int8(w, out_axis)
+        nodes, s_value = [], add_initializer(graph, scale, f"{name}_scale")
         attributes = {"axis": out_axis}
     else:
         in_axis = 1 - out_axis
         q, scale = quantize_int4(w, in_axis)
         q = q.astype(ml_dtypes.int4)
+        cast, s_value = _int4_scale(graph, scale, name)
+        nodes = [cast]
         attributes = {"axis": in_axis, "block_size": INT4_BLOCK_SIZE}
     q_value = add_initializer(graph, q, f"{name}_quantized")
-    s_value = add_initializer(graph, scale, f"{name}_scale")
     node = ir.node("DequantizeLinear", [q_value, s_value], attributes, name=unique_name(graph, f"{name}_dequantize"))
     node.outputs[0].name = unique_name(graph, f"{name}_dequantized")
-    return node
+    return [*nodes, node]
 
 
 def quantize_embedding(gather: ir.Node, precision: str) -> None:
-    """Replace the word-embedding Gather by a gather of the quantized table, then its dequantization."""
+    """Replace an embedding Gather by a gather of the quantized table, then its dequantization."""
     graph = gather.graph
     table, ids = gather.inputs
     w = constant_array(table)
-    name = table.name or "word_embeddings"
+    name = table.name or "embeddings"
     if precision == "int8":
         q, scale = quantize_int8(w, 0)
         rows = ir.node("Gather", [add_initializer(graph, q, f"{name}_quantized"), ids], {"axis": 0})
@@ -166,16 +186,16 @@ def quantize_embedding(gather: ir.Node, precision: str) -> None:
         new_nodes = [rows, scales, as_float, result]
     elif w.shape[1] % INT4_BLOCK_SIZE == 0:
         q, scale = quantize_int4(w, 1)
-        inputs = [add_initializer(graph, q.astype(ml_dtypes.int4), f"{name}_quantized"), ids,
-                  add_initializer(graph, scale, f"{name}_scale")]
+        cast, s_value = _int4_scale(graph, scale, name)
+        inputs = [add_initializer(graph, q.astype(ml_dtypes.int4), f"{name}_quantized"), ids, s_value]
         attributes = {"block_size": INT4_BLOCK_SIZE, "gather_axis": 0, "quantize_axis": 1}
         result = ir.node("GatherBlockQuantized", inputs, attributes, domain=ORT_DOMAIN)
-        new_nodes = [result]
+        new_nodes = [cast, result]
         graph.opset_imports.setdefault(ORT_DOMAIN, 1)
     else:
-        dq = _dequantize_node(graph, w, precision, 0, name)
-        result = ir.node("Gather", [dq.outputs[0], ids], {"axis": 0})
-        new_nodes = [dq, result]
+        dequantize = _dequantize(graph, w, precision, 0, name)
+        result = ir.node("Gather", [dequantize[-1].outputs[0], ids], {"axis": 0})
+        new_nodes = [*dequantize, result]
     taken = value_names(graph)
     for node in new_nodes:
         node.name = unique_name(graph, f"{name}_{node.op_type}", taken)
@@ -204,9 +224,9 @@ def quantize_target(target: WeightTarget) -> None:
         if precision == "fp32":
             parts.append(add_initializer(graph, piece, piece_name))
             continue
-        dq = _dequantize_node(graph, piece, precision, target.out_axis, piece_name)
-        new_nodes.append(dq)
-        parts.append(dq.outputs[0])
+        dequantize = _dequantize(graph, piece, precision, target.out_axis, piece_name)
+        new_nodes += dequantize
+        parts.append(dequantize[-1].outputs[0])
     if len(parts) > 1:
         concat = ir.node("Concat", parts, {"axis": target.out_axis}, name=unique_name(graph, f"{name}_concat"))
         concat.outputs[0].name = unique_name(graph, f"{name}_joined")

@@ -135,6 +135,8 @@ class EncoderStructure:
     head_dim: int
     intermediate_size: int
     word_embeddings: ir.Node | None = None  # the Gather on the word-embedding table
+    position_embeddings: ir.Node | None = None  # the Gather on the position-embedding table
+    head_dense: ir.Node | None = None  # the task head's hidden x hidden MatMul/Gemm (BERT's pooler), if any
     located_by: str = "module paths"  # or "graph pattern"
 
     def dims(self) -> dict[str, int]:
@@ -171,15 +173,20 @@ def locate(model: ir.Model, model_type: str) -> EncoderStructure:
         raise StructureError(f"encoder layers found: {indices}; expected consecutive indices from 0")
     layers = [_build_layer(i, roles[i], by_matmul) for i in indices]
     first = layers[0].attention
+    hidden = first.query.weight_array().shape[0]
+    word_embeddings = _word_embeddings(graph)
+    encoder = {layer.linear(role).matmul for layer in layers for role in MATRIX_ROLES}
     structure = EncoderStructure(
         model=model,
         model_type=model_type,
         layers=layers,
-        hidden_size=first.query.weight_array().shape[0],
+        hidden_size=hidden,
         num_heads=first.num_heads,
         head_dim=first.head_dim,
         intermediate_size=layers[0].ffn.intermediate.weight_array().shape[1],
-        word_embeddings=_word_embeddings(graph),
+        word_embeddings=word_embeddings,
+        position_embeddings=_position_embeddings(graph, spec, word_embeddings, hidden),
+        head_dense=_head_dense(graph, spec, encoder, hidden),
         located_by=located_by,
     )
     for layer in layers:
@@ -474,6 +481,45 @@ def _word_embeddings(graph: ir.Graph) -> ir.Node | None:
             if ids.is_graph_input() and ids.name == "input_ids" and table is not None and table.ndim == 2:
                 return node
     return None
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """Matches a module path ending in `path` (exports prefix it with the model's own attribute names)."""
+    return re.compile(rf"(?:^|\.){re.escape(path)}$")
+
+
+def _position_embeddings(graph: ir.Graph, spec: ArchitectureSpec, word: ir.Node | None, hidden: int) -> ir.Node | None:
+    """The Gather on the position-embedding table: by module path, else the Gather of the largest constant
+    [rows, hidden] table other than the word and token-type embeddings (which read graph inputs)."""
+    tables = {}
+    for node in graph:
+        if node.op_type == "Gather" and node is not word and not node.inputs[1].is_graph_input():
+            table = constant_array(node.inputs[0])
+            if table is not None and table.ndim == 2 and table.shape[1] == hidden and table.dtype == np.float32:
+                tables[node] = table.shape[0]
+    pattern = _path_pattern(spec.position_embeddings)
+    by_path = [node for node in tables if pattern.search(module_path(node) or "")]
+    if by_path:
+        return by_path[0]
+    return max(tables, key=tables.get, default=None)
+
+
+def _head_dense(graph: ir.Graph, spec: ArchitectureSpec, encoder: set[ir.Node], hidden: int) -> ir.Node | None:
+    """The task head's hidden x hidden projection: a MatMul or Gemm on a constant [hidden, hidden] weight outside
+    the encoder layers, named `spec.head_dense` by its module path, or the only one in an export without paths."""
+    dense = []
+    for node in graph:
+        if node.op_type not in ("MatMul", "Gemm") or node.domain != "" or node in encoder:
+            continue
+        if node.op_type == "Gemm" and node.attributes.get_int("transA", 0):
+            continue
+        weight = constant_array(node.inputs[1])
+        if weight is not None and weight.shape == (hidden, hidden) and weight.dtype == np.float32:
+            dense.append(node)
+    if any(module_path(node) for node in dense):
+        pattern = _path_pattern(spec.head_dense) if spec.head_dense else None
+        dense = [node for node in dense if pattern is not None and pattern.search(module_path(node) or "")]
+    return dense[0] if len(dense) == 1 else None
 
 
 # -- one layer ---------------------------------------------------------------------------------------------------

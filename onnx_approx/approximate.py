@@ -14,6 +14,7 @@ from onnx_approx.pruning import layer_shapes, prune_model
 from onnx_approx.significance.gates import GateLayout, Gates, install_gates
 from onnx_approx.significance.precision import apply_precision
 from onnx_approx.topk_attention import apply_sign_match
+from onnx_approx.vocabulary import apply_vocabulary
 
 MODES = ("prune", "gate")
 
@@ -22,7 +23,8 @@ class PlannedModel:
     """A full-size model with gates installed; `apply(plan)` switches it to another plan in place.
 
     Removals are gates (hard 0/1), precision is fake quantization of the weights (parametrizations, so the
-    fp32 weights stay untouched underneath), sign matching swaps the attention kernel of chosen layers.
+    fp32 weights stay untouched underneath), a pruned vocabulary remaps input ids to [UNK], sign matching
+    swaps the attention kernel of chosen layers.
     """
 
     def __init__(self, model: nn.Module, layout: GateLayout | None = None):
@@ -36,6 +38,7 @@ class PlannedModel:
         plan.check_fits(self.spec.model_type, self.dims)
         self.gates.assign(plan)
         apply_precision(self.model, plan)
+        apply_vocabulary(self.model, plan)
         apply_sign_match(self.model, plan)
         return self.model
 
@@ -52,7 +55,8 @@ def apply_plan_torch(model: nn.Module, plan: Plan, mode: str = "prune") -> nn.Mo
 
     mode "prune" cuts removed heads, neurons and blocks out of the weights (smaller and faster); "gate"
     keeps the shapes and multiplies removed parts by 0 (same outputs within float rounding). Both
-    fake-quantize int8/int4 matrices with a straight-through estimator, so the result can be trained.
+    fake-quantize int8/int4 matrices with a straight-through estimator, so the result can be trained, and
+    read tokens outside a pruned vocabulary as [UNK] (the embedding table keeps its size).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -65,5 +69,6 @@ def apply_plan_torch(model: nn.Module, plan: Plan, mode: str = "prune") -> nn.Mo
         return PlannedModel(model).apply(plan)
     prune_model(model, plan)
     apply_precision(model, plan)
+    apply_vocabulary(model, plan)
     apply_sign_match(model, plan)
     return model

@@ -33,6 +33,7 @@ from onnx_approx.significance.analysis import AnalysisConfig, load_validation
 from onnx_approx.significance.gates import GateLayout
 from onnx_approx.significance.report import load_significance
 from onnx_approx.task_data import TaskData
+from onnx_approx.vocabulary import unknown_fraction, vocabulary_fields
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
     group_size = analysis_config.group_size or (analysis["group_size"] if analysis else None)
     layout = GateLayout.from_dims(loaded.dims(), group_size)
     dev = _dev_examples(data)
+    vocabulary = None
+    if search_config.goal == "smaller" and search_config.prune_vocab:
+        vocabulary = vocabulary_fields(loaded.tokenizer, [*valset.examples, *rest])
 
     def metrics(net: nn.Module, examples: list | None) -> dict[str, float] | None:
         if examples is None:
@@ -102,7 +106,7 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
         started = time.perf_counter()
         state_file = out_dir / (STATE_FILE if r == 1 else f"search_state.round{r}.json")
         search = Search(current, valset, layout, search_config, state_file, {**settings, "round": r},
-                        analysis if r == 1 else None, start_plan=plan, reference=reference)
+                        analysis if r == 1 else None, start_plan=plan, reference=reference, vocabulary=vocabulary)
         plan, found, reference = search.run(), search.summary(), search.reference
         search.close()
         seconds += time.perf_counter() - started
@@ -146,6 +150,10 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
         "parameters": {"baseline": count_parameters(loaded.model), "approximated": count_parameters(approximated)},
         "recovery": recoveries,
     }
+    if plan.vocab_kept is not None:
+        unknown = None if dev is None else unknown_fraction(loaded.tokenizer, dev, plan.vocab_kept)
+        info["vocabulary"] = {"kept": len(plan.vocab_kept), "dev_unknown": unknown,
+                              "total": loaded.model.get_input_embeddings().num_embeddings}
     if recoveries:
         with atomic_output_dir(out_dir / MODEL_DIR, overwrite=True) as tmp:
             current.save_pretrained(tmp)

@@ -35,6 +35,10 @@ class ArchitectureSpec:
     hidden_size_field: str
     intermediate_size_field: str
     uses_token_type_ids: bool
+    # Position-embedding table, relative to the base model.
+    position_embeddings: str = "embeddings.position_embeddings"
+    # The task head's hidden x hidden projection, relative to the task model (absent in QA/token heads).
+    head_dense: str | None = None
 
     def dims(self, config: Any) -> dict[str, int]:
         """num_layers, num_heads, hidden_size, head_dim and intermediate_size read from an HF config."""
@@ -71,12 +75,13 @@ _BERT = ArchitectureSpec(
     hidden_size_field="hidden_size",
     intermediate_size_field="intermediate_size",
     uses_token_type_ids=True,
+    head_dense="bert.pooler.dense",
 )
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "bert": _BERT,
     # RoBERTa keeps BERT's module tree; its single token type is left out of the model inputs.
-    "roberta": replace(_BERT, model_type="roberta", uses_token_type_ids=False),
+    "roberta": replace(_BERT, model_type="roberta", uses_token_type_ids=False, head_dense="classifier.dense"),
     "distilbert": ArchitectureSpec(
         model_type="distilbert",
         layers="transformer.layer",
@@ -96,6 +101,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
         hidden_size_field="dim",
         intermediate_size_field="hidden_dim",
         uses_token_type_ids=False,
+        head_dense="pre_classifier",
     ),
 }
 

@@ -13,13 +13,14 @@ import sys
 
 # Order is the order shown in --help.
 COMMAND_MODULES = [
-    "demo",
+    "run",
     "finetune",
     "analyze",
     "approximate",
     "export",
     "evaluate",
     "passes",
+    "bench",
     "serve",
     "export_triton",
     "bench_op",

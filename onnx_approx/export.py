@@ -91,6 +91,47 @@ def export_onnx(model: PreTrainedModel, path: str | Path, *, opset: int = DEFAUL
     return path
 
 
+TORCHSCRIPT_OPSET = 17
+
+
+def export_onnx_torchscript(
+    model: PreTrainedModel, path: str | Path, *, opset: int = TORCHSCRIPT_OPSET, eager_attention: bool = False
+) -> Path:
+    """Export `model` with the (deprecated) TorchScript exporter, as optimum does: opset 17, dynamic batch and
+    sequence, the same inputs and outputs as `export_onnx`. ORT's `onnxruntime.transformers` optimizer fuses
+    such graphs (not dynamo ones); users bring these files, so the baselines and tests need them.
+
+    `eager_attention` exports attention as explicit MatMul/Softmax (transformers' "eager" implementation,
+    restored afterwards) instead of the SDPA decomposition: the pattern ORT's optimizer fuses into Attention.
+    """
+    path = Path(path)
+    model = model.eval()
+    inputs = model_input_names(model)
+    outputs = model_output_names(model)
+    previous = model.config._attn_implementation
+    if eager_attention:
+        model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracing warnings
+            torch.onnx.export(
+                _TupleOutputs(model, outputs).eval(),  # a wrapper left in training mode exports dropout
+                (),
+                str(path),
+                kwargs=_example_inputs(inputs),
+                input_names=inputs,
+                output_names=outputs,
+                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in inputs},
+                opset_version=opset,
+                dynamo=False,
+            )
+    finally:
+        if eager_attention:
+            model.set_attn_implementation(previous)
+    log.info("exported %s with the TorchScript exporter (%.1f MB)", path, path.stat().st_size / 1e6)
+    return path
+
+
 TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",

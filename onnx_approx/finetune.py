@@ -1,18 +1,27 @@
-"""The fine-tuning job: load, train on the task's train split, score on dev, save atomically."""
+"""The fine-tuning job: load, train on the task's train split, score on dev, save atomically.
+
+With `hold_out` it trains on the train split minus the validation split that analyze/approximate carve with
+the same settings, so the significance analysis measures on samples the model has not seen.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from onnx_approx.data import subsample
 from onnx_approx.evaluate import TorchEngine, evaluate_engine
 from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir
 from onnx_approx.modeling import load_model
+from onnx_approx.significance.validation import validation_examples
 from onnx_approx.task_data import TaskData
 from onnx_approx.train import train
 from onnx_approx.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from onnx_approx.significance.analysis import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +34,21 @@ def finetune(
     out_dir: str | Path,
     config: TrainConfig,
     *,
+    hold_out: AnalysisConfig | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Fine-tune `model` on `data`'s train split; OUT holds HF weights, tokenizer, config and metrics.json (dev)."""
+    """Fine-tune `model` on `data`'s train split (without the validation split `hold_out` describes, if
+    given); OUT holds HF weights, tokenizer, config and metrics.json (dev)."""
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite)  # refuse before any training work
     task = data.task
-    train_examples = data.load("train", max_samples=config.max_train_samples, seed=config.seed)
+    held_out = None
+    if hold_out is None:
+        pool = data.load("train")
+    else:
+        _, pool, held_out = validation_examples(data, hold_out.val_fraction, hold_out.val_samples, hold_out.seed)
+        log.info("holding out the validation split: %s", held_out)
+    train_examples = subsample(pool, config.max_train_samples, config.seed)
     dev_examples = data.load("dev")
     loaded = load_model(model, task)
     summary = train(
@@ -47,7 +64,7 @@ def finetune(
         "main_metric": task.main_metric,
         "dev": result.metrics,
         "model": str(model),
-        "train": {**summary, "config": config.to_dict(), "samples": len(train_examples)},
+        "train": {**summary, "config": config.to_dict(), "samples": len(train_examples), "held_out": held_out},
     }
     log.info("dev %s = %.4f", task.main_metric, result.main_value)
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:

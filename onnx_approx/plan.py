@@ -16,6 +16,13 @@ from onnx_approx.io_utils import atomic_write_text, read_json
 PLAN_FORMAT = 1
 PRECISIONS = ("fp32", "int8", "int4")
 INT4_BLOCK_SIZE = 32
+# `embeddings` fields (all optional): the word-embedding table's precision, the position-embedding table's,
+# the token ids kept in the word-embedding table (sorted; null = all; the others read as [UNK]) and the
+# tokenizer's special tokens by name ("unk", "pad", "cls", ...), required with `vocab_kept`.
+EMBEDDING_FIELDS = ("precision", "position_precision", "vocab_kept", "special_tokens")
+# `head` fields: the precision of the task head's hidden x hidden projection (BERT's pooler, DistilBERT's
+# pre_classifier, RoBERTa's classifier.dense); the small output projection stays fp32.
+HEAD_FIELDS = ("precision",)
 
 
 class PlanError(ValueError):
@@ -55,6 +62,7 @@ class Plan:
     intermediate_size: int
     layers: list[LayerPlan]
     embeddings: dict[str, Any] = field(default_factory=lambda: {"precision": "fp32"})
+    head: dict[str, Any] = field(default_factory=lambda: {"precision": "fp32"})
     goal: str | None = None
     metrics: dict[str, Any] = field(default_factory=lambda: {"baseline": {}, "approximated": {}})
     format: int = PLAN_FORMAT
@@ -106,7 +114,8 @@ class Plan:
             head_dim=data["head_dim"],
             intermediate_size=data["intermediate_size"],
             layers=layers,
-            embeddings=dict(data.get("embeddings", {"precision": "fp32"})),
+            embeddings=_object(data.get("embeddings", {"precision": "fp32"}), f"{source}: embeddings"),
+            head=_object(data.get("head", {"precision": "fp32"}), f"{source}: head"),
             goal=data.get("goal"),
             metrics=dict(data.get("metrics", {"baseline": {}, "approximated": {}})),
         )
@@ -149,9 +158,32 @@ class Plan:
                     raise PlanError(
                         f"{where}.precision[{role!r}]: unknown precision {precision!r}; known: {', '.join(PRECISIONS)}"
                     )
-        emb = self.embeddings.get("precision", "fp32")
-        if emb not in PRECISIONS:
-            raise PlanError(f"{source}: embeddings.precision: unknown precision {emb!r}")
+        self._validate_embeddings(source)
+        _check_fields(self.head, HEAD_FIELDS, f"{source}: head")
+        _check_precision(self.head_precision, f"{source}: head.precision")
+
+    def _validate_embeddings(self, source: str) -> None:
+        where = f"{source}: embeddings"
+        _check_fields(self.embeddings, EMBEDDING_FIELDS, where)
+        _check_precision(self.embedding_precision("word"), f"{where}.precision")
+        _check_precision(self.embedding_precision("position"), f"{where}.position_precision")
+        kept, special = self.vocab_kept, self.embeddings.get("special_tokens")
+        if special is not None and (not isinstance(special, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                for k, v in special.items())):
+            raise PlanError(f"{where}.special_tokens must be null or an object of token names to ids >= 0")
+        if kept is None:
+            return
+        if kept == []:
+            raise PlanError(f"{where}.vocab_kept is empty: it must keep at least the special tokens")
+        _check_indices(kept, None, f"{where}.vocab_kept")
+        if not special or "unk" not in special:
+            raise PlanError(f"{where}.special_tokens must name the 'unk' token id when vocab_kept is given "
+                            "(tokens not kept read as [UNK])")
+        members = set(kept)
+        for name, token in special.items():
+            if token not in members:
+                raise PlanError(f"{where}.vocab_kept must keep the special token {name!r} (id {token})")
 
     def check_fits(self, model_type: str, dims: dict[str, int], source: str = "plan") -> None:
         """Raise PlanError if this plan was made for a model of another type or shape."""
@@ -164,6 +196,38 @@ class Plan:
                 )
 
     # -- queries ------------------------------------------------------------------------------
+    def embedding_precision(self, table: str) -> str:
+        """Precision of the "word" or "position" embedding table."""
+        key = {"word": "precision", "position": "position_precision"}[table]
+        return self.embeddings.get(key) or "fp32"
+
+    @property
+    def head_precision(self) -> str:
+        return self.head.get("precision") or "fp32"
+
+    @property
+    def vocab_kept(self) -> list[int] | None:
+        """Token ids the word-embedding table keeps (sorted), None for all."""
+        return self.embeddings.get("vocab_kept")
+
+    @property
+    def unk_token_id(self) -> int | None:
+        """The id every token outside `vocab_kept` reads as."""
+        return (self.embeddings.get("special_tokens") or {}).get("unk")
+
+    def vocabulary_rows(self, num_tokens: int) -> list[int] | None:
+        """Token id -> row of the pruned word-embedding table (a kept token's rank in `vocab_kept`, any other
+        token [UNK]'s), for a model of `num_tokens` tokens; None when every token is kept."""
+        kept = self.vocab_kept
+        if kept is None:
+            return None
+        if kept[-1] >= num_tokens:
+            raise PlanError(f"embeddings.vocab_kept: token id {kept[-1]} out of range 0..{num_tokens - 1} "
+                            "(the model's vocabulary)")
+        rank = {token: row for row, token in enumerate(kept)}
+        unk = rank[self.unk_token_id]
+        return [rank.get(token, unk) for token in range(num_tokens)]
+
     def kept_heads(self, layer: int) -> list[int]:
         lp = self.layers[layer]
         if lp.attention.remove:
@@ -185,7 +249,8 @@ class Plan:
             and lp.ffn.neurons_kept is None
             and all(p == "fp32" for p in lp.precision.values())
             for lp in self.layers
-        ) and self.embeddings.get("precision", "fp32") == "fp32"
+        ) and self.embedding_precision("word") == self.embedding_precision("position") == self.head_precision \
+            == "fp32" and self.vocab_kept is None
 
     def summary(self) -> dict[str, Any]:
         """What the plan removes, keeps and quantizes, as counts a person reads at a glance (JSON-ready)."""
@@ -206,12 +271,33 @@ class Plan:
             "neurons_total": self.num_layers * self.intermediate_size,
             "sign_match_layers": [lp.index for lp in self.layers if lp.attention.sign_match_top_k is not None],
             "matrix_precision": precision_counts,
-            "embeddings_precision": self.embeddings.get("precision", "fp32"),
+            "embeddings_precision": self.embedding_precision("word"),
+            "position_embeddings_precision": self.embedding_precision("position"),
+            "head_precision": self.head_precision,
+            "vocab_kept": None if self.vocab_kept is None else len(self.vocab_kept),
             "metrics": self.metrics,
         }
 
 
-def _check_indices(indices: list[int] | None, limit: int, where: str) -> None:
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PlanError(f"{where} must be a JSON object")
+    return dict(value)
+
+
+def _check_fields(data: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise PlanError(f"{where}: unknown field {unknown[0]!r}; known: {', '.join(known)}")
+
+
+def _check_precision(precision: str, where: str) -> None:
+    if precision not in PRECISIONS:
+        raise PlanError(f"{where}: unknown precision {precision!r}; known: {', '.join(PRECISIONS)}")
+
+
+def _check_indices(indices: list[int] | None, limit: int | None, where: str) -> None:
+    """A sorted list of distinct integers in 0..limit-1 (no upper bound with limit None), or None."""
     if indices is None:
         return
     if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
@@ -220,6 +306,6 @@ def _check_indices(indices: list[int] | None, limit: int, where: str) -> None:
         raise PlanError(f"{where} is empty: remove the block instead (remove: true)")
     if indices != sorted(set(indices)):
         raise PlanError(f"{where} must be sorted and without repeats")
-    bad = [i for i in indices if not 0 <= i < limit]
+    bad = [i for i in indices if i < 0 or (limit is not None and i >= limit)]
     if bad:
-        raise PlanError(f"{where}: index {bad[0]} out of range 0..{limit - 1}")
+        raise PlanError(f"{where}: index {bad[0]} out of range 0..{'' if limit is None else limit - 1}")

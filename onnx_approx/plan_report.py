@@ -27,9 +27,19 @@ def _layer_rows(plan: Plan) -> list[str]:
     return rows
 
 
+def _vocabulary_rows(vocabulary: dict[str, Any] | None) -> list[str]:
+    """The word-embedding rows a pruned vocabulary keeps, and how much of dev it reads as [UNK]."""
+    if vocabulary is None:
+        return []
+    kept, total, unknown = vocabulary["kept"], vocabulary["total"], vocabulary["dev_unknown"]
+    dev = "" if unknown is None else f" (training examples' tokens; {unknown:.2%} of dev tokens read as [UNK])"
+    return [f"| vocabulary{dev} | {total:,} | {kept:,} | {kept / total - 1:+.1%} |"]
+
+
 def report_markdown(plan: Plan, info: dict[str, Any]) -> str:
     """`info`: model, task, main_metric, validation (source line), bound (text), parameters {baseline,
-    approximated}, stages {name: {split: metrics}}, search {trials, seconds, rounds}, recovery [summaries]."""
+    approximated}, stages {name: {split: metrics}}, search {trials, seconds, rounds}, recovery [summaries],
+    optionally vocabulary {kept, total, dev_unknown}."""
     identity = Plan.identity(plan.model_type, {"num_layers": plan.num_layers, "num_heads": plan.num_heads,
                                                "head_dim": plan.head_dim, "intermediate_size": plan.intermediate_size})
     base_macs, macs = macs_per_token(identity, DEFAULT_SEQ_LEN), macs_per_token(plan, DEFAULT_SEQ_LEN)
@@ -56,6 +66,7 @@ def report_markdown(plan: Plan, info: dict[str, Any]) -> str:
         f"| encoder weight bytes (with precision) | {encoder_bytes(identity):,} | {encoder_bytes(plan):,} | "
         f"{encoder_bytes(plan) / encoder_bytes(identity) - 1:+.1%} |",
         f"| encoder MACs per token at sequence {DEFAULT_SEQ_LEN} | {base_macs:,} | {macs:,} | {macs / base_macs - 1:+.1%} |",
+        *_vocabulary_rows(info.get("vocabulary")),
         "", "## What changed where", "",
         *_layer_rows(plan), "",
         f"Search: {info['search']['trials']} trials in {info['search']['seconds']:.0f} s"

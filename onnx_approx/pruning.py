@@ -29,6 +29,7 @@ from onnx_approx.plan import Plan
 from onnx_approx.significance.gates import head_columns
 from onnx_approx.significance.precision import apply_precision, latent_state_dict
 from onnx_approx.topk_attention import apply_sign_match, attention_core_path
+from onnx_approx.vocabulary import apply_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,7 @@ def load_pruned(model_dir: str | Path) -> nn.Module:
         raise ValueError(f"{model_dir / WEIGHTS_FILE}: weights do not fit the pruned shapes "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     apply_precision(model, plan)
+    apply_vocabulary(model, plan)
     apply_sign_match(model, plan)
     model.eval()
     log.info("loaded pruned %s model from %s: %s", config.model_type, model_dir, layer_shapes(model))

@@ -1,7 +1,12 @@
 """Fine-tune a pre-trained model on a task and save it with its dev metrics.
 
-Example:
+Examples:
   onnx-approx finetune --model minilm-l6 --task sst2 --out runs/sst2 --epochs 1
+  onnx-approx finetune --task sst2 --out runs/sst2 --hold-out-validation   # before analyze/approximate
+
+--hold-out-validation trains without the validation split that `analyze` and `approximate` measure on
+(same --val-fraction, --val-samples, --val-seed as their --val-fraction, --val-samples, --seed), so the
+significance analysis sees samples the model was not trained on.
 
 OUT receives the Hugging Face weights, tokenizer, config.json and metrics.json (dev split metrics and
 the training settings). The run is seeded and deterministic; nothing is written until it succeeds.
@@ -18,6 +23,7 @@ HELP = "fine-tune a model on a task (AdamW, warm-up/decay, dynamic padding)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from onnx_approx.significance.analysis import AnalysisConfig
     from onnx_approx.train_config import TrainConfig
 
     d = TrainConfig()
@@ -33,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     add_threads_argument(parser)
+    a = AnalysisConfig()
+    group = parser.add_argument_group("validation split held out of training")
+    group.add_argument("--hold-out-validation", action="store_true",
+                       help="leave out the validation split analyze/approximate carve (default: train on all)")
+    group.add_argument("--val-fraction", type=float, default=a.val_fraction, help=f"default {a.val_fraction}")
+    group.add_argument("--val-samples", type=int, default=a.val_samples, help=f"default {a.val_samples}")
+    group.add_argument("--val-seed", type=int, default=a.seed, help=f"default {a.seed}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
         warmup_ratio=args.warmup_ratio, seed=args.seed, max_train_samples=args.max_train_samples,
     )
-    metrics = finetune(args.model, task_data_from_args(args), args.out, config, overwrite=args.overwrite)
+    hold_out = None
+    if args.hold_out_validation:
+        from onnx_approx.significance.analysis import AnalysisConfig
+
+        hold_out = AnalysisConfig(val_fraction=args.val_fraction, val_samples=args.val_samples, seed=args.val_seed)
+    metrics = finetune(args.model, task_data_from_args(args), args.out, config, hold_out=hold_out,
+                       overwrite=args.overwrite)
     print_metrics_table([("pytorch", metrics["dev"])], metrics["main_metric"])
     print(f"saved to {args.out} ({metrics['train']['seconds']:.0f} s of training)")
     return 0

@@ -17,15 +17,11 @@ config/tokenizer files found beside the input model.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 from pathlib import Path
 
 NAME = "passes"
 HELP = "realize a plan.json on an exported ONNX model (prune, quantize, fuse)"
 ONNX_FILE = "model.onnx"
-PLAN_FILE = "plan.json"
-REPORT_FILE = "passes_report.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,20 +42,6 @@ def _model_file(path: Path) -> Path:
     return path
 
 
-WEIGHT_SUFFIXES = (".onnx", ".data", ".safetensors", ".bin", ".pt", ".pth", ".ckpt")
-
-
-def _companion_files(model_file: Path) -> list[Path]:
-    """config.json, tokenizer and other small files of an export folder: not weights, nor this command's
-    own outputs."""
-    folder = model_file.parent
-    if not (folder / "config.json").is_file():
-        return []
-    return [p for p in sorted(folder.iterdir())
-            if p.is_file() and not p.name.endswith(WEIGHT_SUFFIXES) and p.name not in (PLAN_FILE, REPORT_FILE)
-            and not p.name.startswith(".")]
-
-
 def _bytes_on_disk(model_file: Path) -> int:
     """The model file plus its external-data file, if it has one beside it."""
     data = model_file.with_name(model_file.name + ".data")
@@ -67,26 +49,16 @@ def _bytes_on_disk(model_file: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import onnx_ir as ir
-
-    from graph_passes import apply_plan
-    from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir
+    from graph_passes.apply import apply_plan_folder
+    from onnx_approx.io_utils import check_output_dir
     from onnx_approx.plan import Plan
 
     model_file = _model_file(Path(args.model))
     plan = Plan.load(args.plan)
     out = Path(args.out)
     check_output_dir(out, args.overwrite)
-    config = model_file.parent / "config.json"
-    model_type = json.loads(config.read_text()).get("model_type") if config.is_file() else None
-    model, report = apply_plan(model_file, plan, fuse=not args.no_fuse, quant_mode=args.quant_mode,
-                               model_type=model_type)
-    with atomic_output_dir(out, overwrite=args.overwrite) as tmp:
-        ir.save(model, tmp / ONNX_FILE)
-        for path in _companion_files(model_file):
-            shutil.copy2(path, tmp / path.name)
-        plan.save(tmp / PLAN_FILE)
-        atomic_write_text(tmp / REPORT_FILE, json.dumps(report.to_dict(), indent=2) + "\n")
+    report = apply_plan_folder(model_file, plan, out, fuse=not args.no_fuse, quant_mode=args.quant_mode,
+                               overwrite=args.overwrite)
     print(report.table())
     size_in, size_out = _bytes_on_disk(model_file), _bytes_on_disk(out / ONNX_FILE)
     print(f"wrote {out / ONNX_FILE}: {size_out:,} bytes ({size_out / size_in:.3f} of {size_in:,}); "

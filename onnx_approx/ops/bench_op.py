@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import random
-import statistics
-import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import numpy as np
 import onnx
@@ -23,6 +22,7 @@ from tqdm import tqdm
 
 from graph_passes import sign_match_function
 from onnx_approx.ops.library import kernel_isa, library_path, register_library
+from onnx_approx.timing import Timing, time_interleaved
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,6 @@ class BenchConfig:
             values = getattr(self, name)
             if not values or min(values) < 1:
                 raise ValueError(f"{name} must be a non-empty list of positive integers, got {list(values)}")
-
-
-@dataclass
-class Timing:
-    p50_ms: float
-    p90_ms: float
-    min_ms: float
-    runs: int
-
-    @classmethod
-    def of(cls, seconds: list[float]) -> "Timing":
-        ms = sorted(s * 1e3 for s in seconds)
-        return cls(statistics.median(ms), ms[min(len(ms) - 1, int(0.9 * len(ms)))], ms[0], len(ms))
 
 
 @dataclass
@@ -115,26 +102,6 @@ def _session(model: onnx.ModelProto, threads: int, custom_ops: bool) -> ort.Infe
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _time_engines(engines: dict[str, tuple], config: BenchConfig, rng: random.Random) -> dict[str, list[float]]:
-    """Interleaved timing of engine name -> (session, feeds)."""
-    for session, feeds in engines.values():
-        for _ in range(config.warmup):
-            session.run(None, feeds)
-    times: dict[str, list[float]] = {name: [] for name in engines}
-    names = list(engines)
-    start = time.perf_counter()
-    for _ in range(config.rounds):
-        rng.shuffle(names)
-        for name in names:
-            session, feeds = engines[name]
-            t0 = time.perf_counter()
-            session.run(None, feeds)
-            times[name].append(time.perf_counter() - t0)
-        if time.perf_counter() - start > config.max_seconds:
-            break
-    return times
-
-
 def run_benchmark(config: BenchConfig) -> list[BenchRow]:
     """Time every (head_dim, seq_len, top_k) of `config`; raises when the kernel library is not built."""
     config.validate()
@@ -156,9 +123,10 @@ def run_benchmark(config: BenchConfig) -> list[BenchRow]:
         engines = {f"K={k}": (s, heads_first) for k, s in sign_match_sessions.items()}
         engines["MultiHeadAttention"] = (baseline_sessions["MultiHeadAttention"], packed)
         engines["Attention-23"] = (baseline_sessions["Attention-23"], heads_first)
-        times = _time_engines(engines, config, rng)
-        baselines = {name: Timing.of(times[name]) for name in BASELINES}
-        rows.extend(BenchRow(dim, seq, k, Timing.of(times[f"K={k}"]), baselines) for k in config.top_ks)
+        calls = {name: partial(session.run, None, feeds) for name, (session, feeds) in engines.items()}
+        times = time_interleaved(calls, config.rounds, warmup=config.warmup, max_seconds=config.max_seconds, rng=rng)
+        baselines = {name: times[name] for name in BASELINES}
+        rows.extend(BenchRow(dim, seq, k, times[f"K={k}"], baselines) for k in config.top_ks)
     return rows
 
 

@@ -7,15 +7,17 @@ The rule, which the ONNX graph passes mirror with QuantizeLinear/DequantizeLinea
 * ``int8``: symmetric, one scale per output channel (row of W): ``scale = max|W[row]| / 127``;
   ``q = clamp(round(W / scale), -127, 127)``; the dequantized weight is ``q * scale``.
 * ``int4``: symmetric, one scale per block of 32 consecutive input elements of a row (the MatMul's K axis):
-  ``scale = max|block| / 7``; ``q = clamp(round(W / scale), -8, 7)``. A row whose length is not a multiple of
-  32 ends in a short block, as if padded with zeros (padding never changes a block's max).
+  ``scale = fp16(min(max|block| / 7, 65504))``, rounded to float16 because ONNX stores it so (an fp32 scale
+  per 32 weights would add a seventh to the 4-bit payload); ``q = clamp(round(W / scale), -8, 7)``. A row
+  whose length is not a multiple of 32 ends in a short block, as if padded with zeros (padding never changes a
+  block's max).
 * ``round`` is round-half-to-even (``torch.round``, ``numpy.round``, ONNX QuantizeLinear); the division is
   done in float32 (W's dtype). A channel or block that is all zeros has scale 0 and stays zero.
 * Quantization applies to the matrix as deployed: after pruning. Removed heads/neurons leave the output
   projections' input columns, so scales and int4 blocks are computed over the kept columns only
   (graph passes: prune first, then quantize).
-* Embedding tables use the same functions with rows = tokens (one int8 scale per token; int4 blocks along
-  the hidden dimension).
+* Embedding tables (word and position) use the same functions with rows = tokens (one int8 scale per token;
+  int4 blocks along the hidden dimension); so does the task head's hidden x hidden projection (BERT's pooler).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from onnx_approx.significance.gates import head_columns
 
 INT8_MAX = 127
 INT4_MIN, INT4_MAX = -8, 7
+FLOAT16_MAX = 65504.0
 
 
 def _quantize_dequantize(weight: torch.Tensor, scale: torch.Tensor, low: int, high: int) -> torch.Tensor:
@@ -48,7 +51,8 @@ def int4_blocks(weight: torch.Tensor, block_size: int = INT4_BLOCK_SIZE) -> torc
     rows, cols = weight.shape
     pad = (-cols) % block_size
     padded = torch.nn.functional.pad(weight, (0, pad)).reshape(rows, -1, block_size)
-    scale = padded.abs().amax(dim=-1, keepdim=True) / INT4_MAX
+    scale = (padded.abs().amax(dim=-1, keepdim=True) / INT4_MAX).clamp(max=FLOAT16_MAX)
+    scale = scale.to(torch.float16).to(weight.dtype)
     return _quantize_dequantize(padded, scale, INT4_MIN, INT4_MAX).reshape(rows, -1)[:, :cols]
 
 
@@ -112,7 +116,8 @@ def set_precision(module: nn.Module, precision: str, block_size: int = INT4_BLOC
 
 
 def apply_precision(model: nn.Module, plan: Plan) -> nn.Module:
-    """Fake-quantize every matrix the plan puts in int8/int4 (and the word embeddings); others back to fp32.
+    """Fake-quantize every matrix the plan puts in int8/int4 (and the embedding tables and the head's
+    projection); others back to fp32.
 
     Quantization is that of the deployed, pruned matrix: on a full-size (gated) model the output projections
     are quantized over the input columns the plan keeps. Matrices of removed blocks are left in fp32.
@@ -136,8 +141,22 @@ def apply_precision(model: nn.Module, plan: Plan) -> nn.Module:
             if columns is not None and columns.numel() == module.in_features:
                 columns = None  # already pruned, or nothing removed
             set_precision(module, precision, columns=columns)
-    set_precision(model.get_input_embeddings(), plan.embeddings.get("precision", "fp32"))
+    set_precision(model.get_input_embeddings(), plan.embedding_precision("word"))
+    set_precision(model.base_model.get_submodule(spec.position_embeddings), plan.embedding_precision("position"))
+    head = head_dense(model)
+    if head is not None:
+        set_precision(head, plan.head_precision)
     return model
+
+
+def head_dense(model: nn.Module) -> nn.Linear | None:
+    """The task head's hidden x hidden projection (`ArchitectureSpec.head_dense`), None where the head has none."""
+    path = spec_for(model.config.model_type).head_dense
+    try:
+        module = model.get_submodule(path) if path else None
+    except AttributeError:  # e.g. a BERT built without its pooler (QA and token heads)
+        return None
+    return module if isinstance(module, nn.Linear) else None
 
 
 def latent_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -36,20 +36,6 @@ def _perturb(model) -> None:
                 param.add_(0.1 * torch.randn(param.shape, generator=generator))
 
 
-def _export_torchscript(model, path: Path, names: list[str]) -> None:
-    """The TorchScript exporter as optimum uses it (opset 17, dynamic batch and sequence)."""
-    import warnings
-
-    import torch
-
-    inputs = {name: torch.ones(2, 8, dtype=torch.long) for name in names}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (), str(path), kwargs=inputs, input_names=names, output_names=["logits"],
-                          dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names},
-                          dynamo=False, opset_version=17)
-
-
 @dataclass
 class TinyExport:
     """A tiny classification model, its export folder (model.onnx, config, tokenizer) and a reference."""
@@ -154,7 +140,7 @@ def tiny_export(tiny_model_dir, tmp_path_factory, _export_cache):
         if key not in _export_cache:
             from transformers import AutoModelForSequenceClassification
 
-            from onnx_approx.export import export_onnx, model_input_names
+            from onnx_approx.export import export_onnx, export_onnx_torchscript
 
             source = tiny_model_dir(model_type)
             model = AutoModelForSequenceClassification.from_pretrained(source).eval()
@@ -164,10 +150,8 @@ def tiny_export(tiny_model_dir, tmp_path_factory, _export_cache):
             for path in source.iterdir():
                 if path.suffix != ".safetensors":
                     shutil.copy2(path, folder / path.name)
-            if exporter == "dynamo":
-                export_onnx(model, folder / "model.onnx")
-            else:
-                _export_torchscript(model, folder / "model.onnx", model_input_names(model))
+            export = export_onnx if exporter == "dynamo" else export_onnx_torchscript
+            export(model, folder / "model.onnx")
             _export_cache[key] = TinyExport(model_type, exporter, model, folder)
         return _export_cache[key]
 

@@ -98,3 +98,90 @@ class TestApplyPlan:
         export = tiny_export("bert")
         with pytest.raises(ValueError, match="quant_mode must be one of size, speed"):
             apply_plan(export.onnx_path, export.plan(), quant_mode="fast")
+
+
+def _torch_logits(model, inputs, names=("logits",)):
+    """Outputs of a PyTorch model with a plan applied (`apply_plan_torch`, the `evaluate --plan` path)."""
+    import torch
+
+    with torch.no_grad():
+        out = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+    return [getattr(out, name).numpy() for name in names]
+
+
+class TestSizePlans:
+    @pytest.mark.parametrize(("model_type", "exporter"), [("bert", "dynamo"), ("distilbert", "torchscript"),
+                                                          ("roberta", "dynamo")])
+    def test_int4_everything_and_a_pruned_vocabulary_match_pytorch(self, tiny_export, ort_logits, model_type,
+                                                                   exporter):
+        import copy
+
+        from onnx_approx.approximate import apply_plan_torch
+        from onnx_approx.architectures import MATRIX_ROLES
+
+        export = tiny_export(model_type, exporter)
+        plan = export.plan()
+        for layer in plan.layers:
+            layer.attention.heads_kept = [1, 3]
+            layer.precision = dict.fromkeys(MATRIX_ROLES, "int4")
+        plan.embeddings = {"precision": "int4", "position_precision": "int4", "vocab_kept": [0, 1, 2, 3, 4, 8, 9, 40],
+                           "special_tokens": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}}
+        plan.head = {"precision": "int4"}
+        model, report = apply_plan(export.onnx_path, plan)
+        saved = {record.name: record.bytes_saved for record in report.passes}
+        assert saved["PruneVocabPass"] > 0 and saved["QuantizeWeightsPass"] > 0
+        got = ort_logits(model, export.inputs())
+        (expected,) = _torch_logits(apply_plan_torch(copy.deepcopy(export.torch_model), plan), export.inputs())
+        (unpruned,) = _torch_logits(export.torch_model, export.inputs())
+        assert np.abs(expected - unpruned).max() > 1e-2
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+        assert (got.argmax(-1) == expected.argmax(-1)).all()
+
+
+class TestQuestionAnswering:
+    def test_pruning_and_int8_on_a_qa_export(self, tiny_model_dir, tmp_path):
+        import copy
+
+        import onnx_ir as ir
+        import onnxruntime as ort
+        import torch
+        from transformers import AutoModelForQuestionAnswering
+
+        from graph_passes import locate
+        from onnx_approx.approximate import apply_plan_torch
+        from onnx_approx.architectures import MATRIX_ROLES, spec_for
+        from onnx_approx.export import export_onnx
+        from onnx_approx.plan import Plan
+
+        model = AutoModelForQuestionAnswering.from_pretrained(tiny_model_dir("bert", head="qa")).eval()
+        generator = torch.Generator().manual_seed(3)
+        with torch.no_grad():  # weights larger than at initialization, so every approximation shows
+            for name, param in model.named_parameters():
+                if param.dim() == 2 and "embeddings" not in name:
+                    param.normal_(0.0, 0.3, generator=generator)
+        export_onnx(model, tmp_path / "model.onnx")
+        plan = Plan.identity("bert", spec_for("bert").dims(model.config))
+        plan.layers[0].attention.heads_kept = [0, 3]
+        plan.layers[0].ffn.neurons_kept = list(range(0, 48, 3))
+        plan.layers[1].ffn.remove = True
+        for layer in plan.layers:
+            layer.precision = dict.fromkeys(MATRIX_ROLES, "int8")
+        plan.embeddings = {"precision": "int8"}
+        plan.head = {"precision": "int8"}  # a QA head has no hidden x hidden projection: nothing to do
+
+        pruned, _ = apply_plan(tmp_path / "model.onnx", plan)
+        assert locate(ir.load(tmp_path / "model.onnx"), "bert").head_dense is None
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
+        session = ort.InferenceSession(ir.to_proto(pruned).SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        inputs = {"input_ids": rng.integers(5, 100, size=(2, 12)), "attention_mask": np.ones((2, 12), np.int64),
+                  "token_type_ids": np.repeat([[0] * 5 + [1] * 7], 2, axis=0)}
+        got = session.run(["start_logits", "end_logits"], inputs)
+        names = ("start_logits", "end_logits")
+        expected = _torch_logits(apply_plan_torch(copy.deepcopy(model), plan), inputs, names)
+        unpruned = _torch_logits(model, inputs, names)
+        for g, e, u in zip(got, expected, unpruned, strict=True):
+            assert np.abs(e - u).max() > 1e-2
+            np.testing.assert_allclose(g, e, atol=1e-4)

@@ -91,11 +91,52 @@ class TestQuantizeWeightsPass:
         structure = locate(model, "bert")
         shapes = [structure.layers[i].linear(r).weight_array().shape for i in range(2) for r in MATRIX_ROLES]
         fp32 = sum(4 * k * n for k, n in shapes)
-        int4 = sum(k * n // 2 + 4 * -(-k // 32) * n for k, n in shapes)  # 4 bits + an fp32 scale per block
+        int4 = sum(k * n // 2 + 2 * -(-k // 32) * n for k, n in shapes)  # 4 bits + an fp16 scale per block
         before = sum(v.const_value.nbytes for v in model.graph.initializers.values())
         QuantizeWeightsPass(structure, plan)(model)
         after = sum(v.const_value.nbytes for v in model.graph.initializers.values())
         assert before - after == fp32 - int4
         types = {v.const_value.dtype for v in model.graph.initializers.values()}
         assert ir.DataType.INT4 in types
+        np.testing.assert_allclose(ort_logits(model, export.inputs()), export.reference_logits(plan), atol=1e-4)
+
+
+class TestEmbeddingTablesAndHead:
+    @pytest.mark.parametrize(("model_type", "exporter", "precision"), [
+        ("bert", "dynamo", "int4"), ("bert", "torchscript", "int8"),
+        ("distilbert", "torchscript", "int4"), ("roberta", "dynamo", "int8"),
+    ])
+    def test_position_embeddings_and_head_match_pytorch(self, tiny_export, ort_logits, model_type, exporter,
+                                                        precision):
+        export = tiny_export(model_type, exporter)
+        plan = export.plan()
+        plan.embeddings = {"precision": "fp32", "position_precision": precision}
+        plan.head = {"precision": precision}
+        model = export.load()
+        structure = locate(model, model_type)
+        pass_ = QuantizeWeightsPass(structure, plan)
+        pass_(model)
+        CleanupPass(fold=False)(model)
+        assert pass_.changes == [f"position embeddings: {precision}", f"head dense: {precision}"]
+        expected = export.reference_logits(plan)
+        assert np.abs(expected - export.reference_logits()).max() > 1e-3
+        np.testing.assert_allclose(ort_logits(model, export.inputs()), expected, atol=1e-5)
+
+    def test_int4_scales_are_stored_as_float16(self, tiny_export, ort_logits):
+        export = tiny_export("bert")
+        plan = export.plan()
+        for layer in plan.layers:
+            layer.precision = dict.fromkeys(MATRIX_ROLES, "int4")
+        plan.embeddings = {"precision": "int4", "position_precision": "int4"}
+        plan.head = {"precision": "int4"}
+        model = export.load()
+        QuantizeWeightsPass(locate(model, "bert"), plan)(model)
+        quantized = [n for n in model.graph if n.op_type in ("DequantizeLinear", "GatherBlockQuantized")]
+        assert len(quantized) == 2 * len(MATRIX_ROLES) + 3
+        for node in quantized:
+            scale = node.inputs[1 if node.op_type == "DequantizeLinear" else 2]
+            assert scale.producer().op_type == "Cast"
+            assert scale.producer().inputs[0].const_value.dtype == ir.DataType.FLOAT16
+        assert not any(v.const_value.dtype == ir.DataType.FLOAT and v.name.endswith("_scale")
+                       for v in model.graph.initializers.values())
         np.testing.assert_allclose(ort_logits(model, export.inputs()), export.reference_logits(plan), atol=1e-4)

@@ -84,3 +84,33 @@ class TestLocate:
     def test_unknown_architecture(self, tiny_export):
         with pytest.raises(ValueError, match="not supported; supported: bert, distilbert, roberta"):
             locate(tiny_export("bert").load(), "gpt2")
+
+
+class TestTablesAndHead:
+    @staticmethod
+    def _assert_found(structure, export):
+        """The located position table and head projection hold the PyTorch module's weights."""
+        from onnx_approx.significance.precision import head_dense
+
+        spec = spec_for(export.model_type)
+        base = getattr(export.torch_model, export.torch_model.base_model_prefix)
+        position = base.get_submodule(spec.position_embeddings).weight.detach().numpy()
+        np.testing.assert_array_equal(structure.position_embeddings.inputs[0].const_value.numpy(), position)
+        head = structure.head_dense
+        weight = head.inputs[1].const_value.numpy()
+        transposed = head.op_type == "Gemm" and head.attributes.get_int("transB", 0)
+        torch_weight = head_dense(export.torch_model).weight.detach().numpy()
+        np.testing.assert_array_equal(weight if transposed else weight.T, torch_weight)
+
+    @pytest.mark.parametrize("exporter", EXPORTERS)
+    @pytest.mark.parametrize("model_type", ["bert", "distilbert", "roberta"])
+    def test_module_paths(self, tiny_export, model_type, exporter):
+        export = tiny_export(model_type, exporter)
+        self._assert_found(locate(export.load(), model_type), export)
+
+    @pytest.mark.parametrize("model_type", ["bert", "roberta"])
+    def test_graph_pattern_without_names(self, tiny_export, model_type):
+        export = tiny_export(model_type, "torchscript")
+        model = export.load()
+        _strip_names(model)
+        self._assert_found(locate(model, model_type), export)

@@ -4,7 +4,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from onnx_approx.export import export_folder, export_onnx
+from onnx_approx.export import TORCHSCRIPT_OPSET, export_folder, export_onnx, export_onnx_torchscript
 from onnx_approx.io_utils import OutputExistsError
 from onnx_approx.modeling import load_model
 
@@ -21,9 +21,14 @@ def _inputs(names, batch=3, seq=11, seed=1):
 class TestExportParity:
     @pytest.mark.parametrize("model_type", ["bert", "distilbert", "roberta"])
     @pytest.mark.parametrize("head", ["classification", "qa"])
-    def test_onnx_matches_pytorch(self, tiny_model_dir, tmp_path, model_type, head):
+    @pytest.mark.parametrize("exporter", ["dynamo", "torchscript", "torchscript-eager"])
+    def test_onnx_matches_pytorch(self, tiny_model_dir, tmp_path, model_type, head, exporter):
         loaded = load_model(tiny_model_dir(model_type, head=head))
-        path = export_onnx(loaded.model, tmp_path / "model.onnx")
+        if exporter == "dynamo":
+            path = export_onnx(loaded.model, tmp_path / "model.onnx")
+        else:
+            path = export_onnx_torchscript(loaded.model, tmp_path / "model.onnx", eager_attention=exporter.endswith("eager"))
+            assert loaded.model.config._attn_implementation == "sdpa"  # restored
         session = ort.InferenceSession(str(path))
         names = [i.name for i in session.get_inputs()]
         expected_inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if model_type == "bert" else [])
@@ -38,7 +43,8 @@ class TestExportParity:
         for name, value in zip(out_names, outputs):
             np.testing.assert_allclose(value, ref[name].numpy(), atol=1e-5)
         model = onnx.load(str(path))
-        assert model.opset_import[0].version >= 18
+        opset = model.opset_import[0].version
+        assert opset == TORCHSCRIPT_OPSET if exporter.startswith("torchscript") else opset >= 18
 
 
 class TestExportFolder:

@@ -44,6 +44,19 @@ class TestFinetune:
         assert saved["dev"] == first["dev"] and saved["main_metric"] == "accuracy"
         assert (tmp_path / "a" / "model.safetensors").is_file() and (tmp_path / "a" / "tokenizer.json").is_file()
 
+    def test_hold_out_validation_trains_without_the_analysis_split(self, tiny_model_dir, sentiment_tables, tmp_path):
+        """--hold-out-validation leaves out exactly the split analyze/approximate carve with the same settings."""
+        args = ["finetune", "--model", str(tiny_model_dir("bert")), "--task", "table", "--train-file",
+                str(sentiment_tables["train"]), "--dev-file", str(sentiment_tables["dev"]), "--epochs", "1"]
+        held_out = ["--hold-out-validation", "--val-fraction", "0.25", "--val-seed", "3"]
+        assert main([*args, *held_out, "--out", str(tmp_path / "held")]) == 0
+        train = json.loads((tmp_path / "held" / "metrics.json").read_text())["train"]
+        assert train["samples"] == 60 - 15
+        assert train["held_out"] == "15 examples carved from csv train (fraction 0.25, seed 3)"
+        assert main([*args, "--out", str(tmp_path / "all")]) == 0
+        train = json.loads((tmp_path / "all" / "metrics.json").read_text())["train"]
+        assert train["samples"] == 60 and train["held_out"] is None
+
 
 class TestEvaluateParity:
     @pytest.mark.parametrize("model_type", ["bert", "roberta"])

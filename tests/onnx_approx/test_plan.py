@@ -90,3 +90,65 @@ class TestPlanValidation:
         with pytest.raises(PlanError):
             plan.save(tmp_path / "plan.json")
         assert list(tmp_path.iterdir()) == []
+
+
+VOCAB = {"vocab_kept": [0, 1, 2, 3, 4, 9, 17], "special_tokens": {"pad": 0, "unk": 1, "cls": 2, "sep": 3, "mask": 4}}
+
+
+class TestEmbeddingsAndHeadFields:
+    def test_new_fields_round_trip(self, tmp_path):
+        plan = Plan.identity("bert", DIMS)
+        plan.embeddings = {"precision": "int4", "position_precision": "int8", **VOCAB}
+        plan.head = {"precision": "int4"}
+        plan.save(tmp_path / "plan.json")
+        loaded = Plan.load(tmp_path / "plan.json")
+        assert loaded == plan and not loaded.is_identity()
+        assert (loaded.embedding_precision("word"), loaded.embedding_precision("position")) == ("int4", "int8")
+        assert loaded.head_precision == "int4" and loaded.unk_token_id == 1
+        summary = loaded.summary()
+        assert summary["vocab_kept"] == 7 and summary["head_precision"] == "int4"
+        assert summary["position_embeddings_precision"] == "int8"
+
+    def test_a_plan_written_before_the_new_fields_loads_unchanged(self):
+        data = _plan_dict()
+        del data["head"]
+        data["embeddings"] = {"precision": "int8"}
+        plan = Plan.from_dict(data)
+        assert plan.head_precision == "fp32" and plan.embedding_precision("position") == "fp32"
+        assert plan.vocab_kept is None and plan.vocabulary_rows(30) is None
+        assert not plan.is_identity()
+
+    @pytest.mark.parametrize(("field", "value"), [
+        ("head", {"precision": "int8"}),
+        ("embeddings", {"precision": "fp32", "position_precision": "int4"}),
+        ("embeddings", {"precision": "fp32", **VOCAB}),
+    ])
+    def test_each_new_field_makes_a_plan_that_changes_something(self, field, value):
+        plan = Plan.identity("bert", DIMS)
+        setattr(plan, field, value)
+        assert not plan.is_identity()
+
+    def test_vocabulary_rows_send_tokens_not_kept_to_unk(self):
+        plan = Plan.from_dict({**_plan_dict(), "embeddings": {"precision": "fp32", **VOCAB}})
+        assert plan.vocabulary_rows(19) == [0, 1, 2, 3, 4, 1, 1, 1, 1, 5, 1, 1, 1, 1, 1, 1, 1, 6, 1]
+        with pytest.raises(PlanError, match=r"embeddings\.vocab_kept: token id 17 out of range 0\.\.9"):
+            plan.vocabulary_rows(10)
+
+    @pytest.mark.parametrize(("top", "message"), [
+        ({"embeddings": "int4"}, "embeddings must be a JSON object"),
+        ({"embeddings": {"precision": "int4", "vocab": [1]}}, "embeddings: unknown field 'vocab'"),
+        ({"embeddings": {"position_precision": "int3"}}, "embeddings.position_precision: unknown precision 'int3'"),
+        ({"head": {"precision": "int2"}}, "head.precision: unknown precision 'int2'"),
+        ({"head": {"pooler": "int8"}}, "head: unknown field 'pooler'"),
+        ({"embeddings": {**VOCAB, "vocab_kept": [0, 1, 3, 4]}},
+         "embeddings.vocab_kept must keep the special token 'cls' (id 2)"),
+        ({"embeddings": {"vocab_kept": [0, 1, 2]}}, "embeddings.special_tokens must name the 'unk' token id"),
+        ({"embeddings": {**VOCAB, "special_tokens": {"pad": 0}}}, "embeddings.special_tokens must name the 'unk'"),
+        ({"embeddings": {**VOCAB, "special_tokens": {"unk": "[UNK]"}}}, "embeddings.special_tokens must be null or"),
+        ({"embeddings": {**VOCAB, "vocab_kept": [0, 2, 1, 3, 4]}}, "embeddings.vocab_kept must be sorted"),
+        ({"embeddings": {**VOCAB, "vocab_kept": [-1, 0, 1, 2, 3, 4]}}, "embeddings.vocab_kept: index -1 out of range"),
+        ({"embeddings": {**VOCAB, "vocab_kept": []}}, "embeddings.vocab_kept is empty"),
+    ])
+    def test_bad_field_is_named(self, top, message):
+        with pytest.raises(PlanError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+            Plan.from_dict({**_plan_dict(), **top})

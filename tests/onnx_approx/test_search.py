@@ -150,3 +150,27 @@ class TestBisection:
             kept |= {m.name for m in members} if accepted else set()
         assert kept == {c.name for c in ranked} - harmful | {n.replace("@int4", "@int8") for n in harmful}
         assert len(tried) <= 1 + 2 * 2 * 5 + 2  # two bad leaves among 24: two paths of depth 5, plus fallbacks
+
+
+class TestVocabulary:
+    @pytest.mark.parametrize(("goal", "prune_vocab", "pruned"), [("smaller", True, True), ("smaller", False, False),
+                                                                  ("faster", True, False)])
+    def test_smaller_keeps_only_the_training_vocabulary(self, lively_model, tiny_valset, tmp_path, goal,
+                                                        prune_vocab, pruned):
+        from onnx_approx.vocabulary import vocabulary_fields
+
+        model, tokenizer, _ = lively_model("bert")
+        valset = tiny_valset(tokenizer, n=12, labeler=model)
+        vocabulary = vocabulary_fields(tokenizer, valset.examples)
+        search = Search(copy.deepcopy(model), valset, GateLayout.for_model(model),
+                        SearchConfig(goal=goal, max_rel_drop=0.0, patience=1, prune_vocab=prune_vocab),
+                        tmp_path / "state.json", SETTINGS, progress=False, vocabulary=vocabulary)
+        plan = search.run()
+        summary = search.summary()
+        search.close()
+        assert plan.vocab_kept == (vocabulary["vocab_kept"] if pruned else None)
+        assert len(vocabulary["vocab_kept"]) < model.config.vocab_size
+        # Validation tokens are all kept: the figures the search reports hold for the plan as written.
+        approximated = apply_plan_torch(copy.deepcopy(model), plan)
+        losses = one_by_one_losses(approximated, valset)
+        assert losses.mean() == pytest.approx(summary["approximated"]["loss"], abs=1e-5)

@@ -1,26 +1,33 @@
-// Sign-matching attention kernel (see sign_match_kernel.h for the data layout).
+// Sign-matching attention kernel (see sign_match_kernel.h for the interface).
 //
 // Compiled once per ISA level with -DSMA_ISA=<name> and that level's -m flags; everything except
 // the kernels_<name>() accessor has internal linkage, and no standard-library template is used,
 // so no code compiled for one level can be picked by the linker for another.
 //
-// Per query the work is:
-//  1. match counts against every key, bit-sliced: the sign bits of 256 keys in one dimension form
-//     one 256-bit plane; XNOR with the query's sign in that dimension gives a plane of 256
-//     one-bit matches, and a carry-save adder tree sums the head_dim planes into a handful of
-//     count planes (bit l of key j's count lives in plane l). This is XNOR + popcount done for
-//     256 keys at once with plain bitwise vector ops (no popcount instruction needed, so the same
-//     code is fast on AVX2, AVX-512 and baseline CPUs).
-//  2. selection without sorting: the threshold t (the largest match count reached by at least K
-//     valid keys) from bit-sliced comparisons of all keys against a window of five thresholds at
-//     once, usually one sweep as nearby queries have similar thresholds; then one pass over 64-key
-//     words takes every key above t and the lowest-index keys equal to t (ties to the lower index).
+// Key signs are packed as nibbles: the sign bits of four consecutive dimensions of one key form a
+// number 0..15 stored in one byte, and 32 keys' bytes of the same four dimensions form one 32-byte
+// vector. Per query the work is:
+//  1. match counts of all keys as bytes: for each group of four dimensions, a 16-entry table maps a
+//     key nibble to the number of its bits equal to the query's (XNOR + popcount in one byte
+//     shuffle on SSSE3/AVX2; a few shifts and masks elsewhere), and the tables' values add up per
+//     key. Counts start at 1 for valid keys and at -128 for invalid ones, so an invalid key never
+//     reaches a threshold >= 1. Keys go in tiles of kTileGroups * 32 whose signs stay in L1 cache
+//     for a few queries at a time.
+//  2. the threshold t (the largest count reached by at least K valid keys) by counting, not
+//     sorting: while counting, the keys at or above a window of four thresholds around the
+//     previous query's t are counted too (two byte ops per 32 keys each); when t lies outside,
+//     further passes over the stored counts narrow it down. Then one pass takes every key above t
+//     and the lowest-index keys equal to t (ties to the lower index).
 //  3. exact softmax attention over the selected keys (vectorized dot products, exp, weighted sum).
-// Words go from vectors to scalar registers by lane extraction, never by reloading a just-stored
-// vector: such loads stall on the wider store.
+//     The rows of the next query's keys are prefetched while the current one is computed.
+// Head dimensions above kMaxByteDim (counts would overflow a byte) take a plain scalar path.
 #include "sign_match_kernel.h"
 
 #include <cstring>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #ifndef SMA_ISA
 #error "compile with -DSMA_ISA=generic|avx2|avx512"
@@ -34,10 +41,25 @@
 namespace onnx_approx {
 namespace {
 
-typedef uint64_t Plane __attribute__((vector_size(32)));
-static_assert(sizeof(Plane) == kChunkWords * sizeof(uint64_t), "a plane covers one chunk of keys");
+constexpr int64_t kGroupKeys = 32;    // keys per byte vector
+constexpr int64_t kTileGroups = 32;   // groups of keys counted for one query before the next
+constexpr int64_t kQueryTile = 4;     // queries counted together against each tile of keys
+constexpr int kWindow = 4;            // thresholds counted per pass
+constexpr int64_t kMaxByteDim = 124;  // 1 + matches (padded to 4 dimensions) stays <= 127
+constexpr int64_t kFlushGroups = 248;  // byte tallies are summed before they can overflow (< 256)
 
-constexpr int kMaxCountBits = 16;  // head_dim <= 65535 (checked by the op)
+typedef int8_t Bytes __attribute__((vector_size(32)));
+typedef uint16_t Shorts __attribute__((vector_size(32)));
+
+inline Bytes load_bytes(const void* p) {
+  Bytes v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void store_bytes(void* p, Bytes v) { std::memcpy(p, &v, sizeof(v)); }
+
+inline Bytes splat(int64_t x) { return Bytes{} + static_cast<int8_t>(x); }
 
 inline uint32_t sign_bit(float x) {
   uint32_t bits;
@@ -45,139 +67,106 @@ inline uint32_t sign_bit(float x) {
   return bits >> 31;
 }
 
-inline Plane broadcast(uint64_t w) { return Plane{w, w, w, w}; }
-
 inline int popcount64(uint64_t w) { return __builtin_popcountll(w); }
 
-// Number of bits needed to hold a count in [0, n].
-inline int bit_width(int64_t n) {
-  int bits = 1;
-  while ((int64_t{1} << bits) <= n) ++bits;
-  return bits;
-}
-
-// Carry-save adder: a + b + c = 2 * carry + sum, per bit.
-inline void csa(Plane& carry, Plane& sum, Plane a, Plane b, Plane c) {
-  const Plane u = a ^ b;
-  carry = (a & b) | (u & c);
-  sum = u ^ c;
-}
-
-// Bit-sliced match counts of one chunk of keys: count bit l of key j ends up in bit j of out[l]
-// (4 + kHigh planes). Sixteen input planes at a time go through a fixed carry-save tree (ones,
-// twos, fours, eights stay single planes, 15 CSAs per 16 inputs), the sixteens ripple into the high
-// planes; the dim % 16 remaining inputs ripple in from the ones. All state stays in registers.
-template <int kHigh>
-void count_matches(const Plane* planes, const Plane* query_masks, int64_t dim, Plane* out) {
-  const Plane zero = broadcast(0);
-  Plane ones = zero, twos = zero, fours = zero, eights = zero;
-  Plane high[kHigh > 0 ? kHigh : 1];
-  for (int l = 0; l < kHigh; ++l) high[l] = zero;
-  auto input = [&](int64_t d) { return planes[d] ^ query_masks[d]; };
-  auto ripple_high = [&](Plane carry) {
-    for (int l = 0; l < kHigh; ++l) {
-      const Plane next = high[l] & carry;
-      high[l] ^= carry;
-      carry = next;
-    }
-  };
+// Sign bits of `dim` floats into words[0 .. ceil(dim / 64)): bit d % 64 of word d / 64.
+inline void sign_words(const float* row, int64_t dim, uint64_t* words) {
+  for (int64_t w = 0; w < (dim + 63) / 64; ++w) words[w] = 0;
   int64_t d = 0;
-  for (; d + 16 <= dim; d += 16) {
-    Plane twos_a, twos_b, fours_a, fours_b, eights_a, eights_b, sixteens;
-    csa(twos_a, ones, ones, input(d + 0), input(d + 1));
-    csa(twos_b, ones, ones, input(d + 2), input(d + 3));
-    csa(fours_a, twos, twos, twos_a, twos_b);
-    csa(twos_a, ones, ones, input(d + 4), input(d + 5));
-    csa(twos_b, ones, ones, input(d + 6), input(d + 7));
-    csa(fours_b, twos, twos, twos_a, twos_b);
-    csa(eights_a, fours, fours, fours_a, fours_b);
-    csa(twos_a, ones, ones, input(d + 8), input(d + 9));
-    csa(twos_b, ones, ones, input(d + 10), input(d + 11));
-    csa(fours_a, twos, twos, twos_a, twos_b);
-    csa(twos_a, ones, ones, input(d + 12), input(d + 13));
-    csa(twos_b, ones, ones, input(d + 14), input(d + 15));
-    csa(fours_b, twos, twos, twos_a, twos_b);
-    csa(eights_b, fours, fours, fours_a, fours_b);
-    csa(sixteens, eights, eights, eights_a, eights_b);
-    ripple_high(sixteens);
+#if defined(__AVX__)
+  for (; d + 8 <= dim; d += 8) {
+    words[d / 64] |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_loadu_ps(row + d))) << (d % 64);
   }
-  for (; d < dim; ++d) {
-    Plane carry = input(d);
-    Plane next = ones & carry;
-    ones ^= carry;
-    carry = next;
-    next = twos & carry;
-    twos ^= carry;
-    carry = next;
-    next = fours & carry;
-    fours ^= carry;
-    carry = next;
-    next = eights & carry;
-    eights ^= carry;
-    ripple_high(next);
+#elif defined(__SSE2__)
+  for (; d + 4 <= dim; d += 4) {
+    words[d / 64] |= static_cast<uint64_t>(_mm_movemask_ps(_mm_loadu_ps(row + d))) << (d % 64);
   }
-  out[0] = ones;
-  out[1] = twos;
-  out[2] = fours;
-  out[3] = eights;
-  for (int l = 0; l < kHigh; ++l) out[4 + l] = high[l];
+#endif
+  for (; d < dim; ++d) words[d / 64] |= static_cast<uint64_t>(sign_bit(row[d])) << (d % 64);
 }
 
-typedef void (*CountFunction)(const Plane*, const Plane*, int64_t, Plane*);
-
-// The counter with just enough high planes for counts up to head_dim.
-CountFunction count_function(int high) {
-  static const CountFunction by_high[kMaxCountBits - 3] = {
-      count_matches<0>, count_matches<1>, count_matches<2>, count_matches<3>, count_matches<4>,
-      count_matches<5>, count_matches<6>, count_matches<7>, count_matches<8>, count_matches<9>,
-      count_matches<10>, count_matches<11>, count_matches<12>};
-  return by_high[high];
+// Bit i = top bit of byte i.
+inline uint32_t byte_mask(Bytes v) {
+#if defined(__AVX2__)
+  return static_cast<uint32_t>(_mm256_movemask_epi8(reinterpret_cast<__m256i>(v)));
+#elif defined(__SSE2__)
+  __m128i half[2];
+  std::memcpy(half, &v, sizeof(v));
+  return static_cast<uint32_t>(_mm_movemask_epi8(half[0])) |
+         static_cast<uint32_t>(_mm_movemask_epi8(half[1])) << 16;
+#else
+  uint32_t mask = 0;
+  for (int i = 0; i < 32; ++i) mask |= static_cast<uint32_t>(v[i] < 0) << i;
+  return mask;
+#endif
 }
 
-// Count planes are chunk-major: counts[(c * bits + l) * kChunkWords + w] holds count bit l of the keys
-// of word w of chunk c.
-
-// Bit-sliced "count >= t" for one word of keys, from the least significant count bit up.
-inline uint64_t greater_equal(const uint64_t* counts, int bits, int64_t word, int64_t t) {
-  const uint64_t* x = counts + (word / kChunkWords) * bits * kChunkWords + word % kChunkWords;
-  uint64_t ge = ~uint64_t{0};
-  for (int l = 0; l < bits; ++l) ge = ((t >> l) & 1) ? (x[l * kChunkWords] & ge) : (x[l * kChunkWords] | ge);
-  // Counts never exceed head_dim < 2^bits, so a threshold with higher bits set is never reached.
-  return (t >> bits) ? 0 : ge;
+// Sum of the 32 bytes read as unsigned.
+inline int64_t byte_sum(Bytes v) {
+#if defined(__AVX2__)
+  typedef int64_t Longs __attribute__((vector_size(32)));
+  const Longs sums = reinterpret_cast<Longs>(_mm256_sad_epu8(reinterpret_cast<__m256i>(v), __m256i{}));
+  return (sums[0] + sums[1]) + (sums[2] + sums[3]);
+#elif defined(__SSE2__)
+  __m128i half[2];
+  std::memcpy(half, &v, sizeof(v));
+  int64_t sums[2];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(sums), _mm_add_epi64(_mm_sad_epu8(half[0], __m128i{}),
+                                                                     _mm_sad_epu8(half[1], __m128i{})));
+  return sums[0] + sums[1];
+#else
+  int64_t sum = 0;
+  for (int i = 0; i < 32; ++i) sum += static_cast<uint8_t>(v[i]);
+  return sum;
+#endif
 }
 
-// Valid keys matching at least 4a, 4a + 1, ..., 4a + 4 times, in one sweep over all chunks: the count
-// bits above the lowest two are compared with `a` once, from the top (greater / equal), and the
-// lowest two bits finish each of the five thresholds. masks[c * kWindow + i] holds chunk c's keys for
-// threshold 4a + i, n[i] their number. kBits > 0 fixes the number of count planes at compile time.
-constexpr int kWindow = 5;
+// Match counts of one nibble (four dimensions) of 32 keys against the query's nibble, prepared by
+// query_nibble: with a byte shuffle, a table of the 16 possible key nibbles' counts; without, the
+// query nibble's complement, so that a set bit of (key ^ it) is a matching dimension.
+#if defined(__SSSE3__)
+struct NibbleTables {
+  int8_t table[16][32];
+};
 
-template <int kBits>
-void threshold_window(const Plane* counts, const uint64_t* valid, int64_t chunks, int runtime_bits, int64_t a,
-                      PlaneWords* masks, int64_t* n) {
-  const int bits = kBits > 0 ? kBits : runtime_bits;
-  for (int i = 0; i < kWindow; ++i) n[i] = 0;
-  const bool reachable = (a >> (bits - 2)) == 0;  // else 4a is above every possible count
-  Plane a_bits[kMaxCountBits];  // all-ones where `a` has a one, so the comparison needs no branch
-  for (int l = 2; l < bits; ++l) a_bits[l] = broadcast(((a >> (l - 2)) & 1) ? ~uint64_t{0} : 0);
-  for (int64_t c = 0; c < chunks; ++c) {
-    const Plane* x = counts + c * bits;
-    Plane greater = broadcast(0);
-    Plane equal = broadcast(0);
-    if (reachable) std::memcpy(&equal, valid + c * kChunkWords, sizeof(equal));
-    for (int l = bits - 1; l >= 2; --l) {
-      greater |= equal & x[l] & ~a_bits[l];  // a zero bit of `a` where the count has a one
-      equal &= ~(x[l] ^ a_bits[l]);
-    }
-    const Plane m[kWindow] = {greater | equal, greater | (equal & (x[1] | x[0])), greater | (equal & x[1]),
-                              greater | (equal & x[1] & x[0]), greater};
-    for (int i = 0; i < kWindow; ++i) {
-      std::memcpy(masks[c * kWindow + i].words, &m[i], sizeof(Plane));
-      // Lanes straight from the register: reading back the stored plane would stall on the store.
-      n[i] += popcount64(m[i][0]) + popcount64(m[i][1]) + popcount64(m[i][2]) + popcount64(m[i][3]);
+constexpr NibbleTables make_nibble_tables() {
+  NibbleTables t{};
+  for (int q = 0; q < 16; ++q) {
+    for (int i = 0; i < 32; ++i) {
+      const int same = ~(q ^ (i % 16)) & 15;
+      t.table[q][i] = static_cast<int8_t>((same & 1) + ((same >> 1) & 1) + ((same >> 2) & 1) + ((same >> 3) & 1));
     }
   }
+  return t;
 }
+
+constexpr NibbleTables kNibbleTables = make_nibble_tables();
+
+inline Bytes query_nibble(unsigned nibble) { return load_bytes(kNibbleTables.table[nibble]); }
+
+inline Bytes nibble_matches(Bytes query, Bytes keys) {
+#if defined(__AVX2__)
+  return reinterpret_cast<Bytes>(_mm256_shuffle_epi8(reinterpret_cast<__m256i>(query), reinterpret_cast<__m256i>(keys)));
+#else
+  __m128i q[2], k[2];
+  std::memcpy(q, &query, sizeof(q));
+  std::memcpy(k, &keys, sizeof(k));
+  q[0] = _mm_shuffle_epi8(q[0], k[0]);
+  q[1] = _mm_shuffle_epi8(q[1], k[1]);
+  Bytes out;
+  std::memcpy(&out, q, sizeof(out));
+  return out;
+#endif
+}
+#else
+inline Bytes query_nibble(unsigned nibble) { return splat(~nibble & 15); }
+
+inline Bytes nibble_matches(Bytes query, Bytes keys) {
+  Bytes x = keys ^ query;  // bytes below 16: shifting them as 16-bit lanes only moves in bits the masks drop
+  x -= reinterpret_cast<Bytes>(reinterpret_cast<Shorts>(x) >> 1) & 0x55;
+  return (x & 0x33) + (reinterpret_cast<Bytes>(reinterpret_cast<Shorts>(x) >> 2) & 0x33);
+}
+#endif
 
 // The lowest `n` set bits of `w` (n < popcount(w)).
 inline uint64_t lowest_bits(uint64_t w, int64_t n) {
@@ -189,25 +178,8 @@ inline uint64_t lowest_bits(uint64_t w, int64_t n) {
   return taken;
 }
 
-// Appends the positions of the set bits of `w` (plus `base`) to out[n...]; writes up to 3 entries past
-// the new end (the buffers have that slack), which keeps words with few bits free of branches.
-inline int64_t append_indices(uint64_t w, int64_t base, int64_t* out, int64_t n) {
-  const int64_t count = popcount64(w);
-  int64_t* o = out + n;
-  constexpr uint64_t kTop = uint64_t{1} << 63;  // keeps ctz defined once w runs out of bits
-  do {
-    o[0] = base + __builtin_ctzll(w | kTop);
-    w &= w - 1;
-    o[1] = base + __builtin_ctzll(w | kTop);
-    w &= w - 1;
-    o[2] = base + __builtin_ctzll(w | kTop);
-    w &= w - 1;
-    o[3] = base + __builtin_ctzll(w | kTop);
-    w &= w - 1;
-    o += 4;
-  } while (w);
-  return n + count;
-}
+// ---------------------------------------------------------------------------------------------
+// Exact attention over the selected keys.
 
 // Eight floats; plain loops over a runtime head dimension are not vectorized reliably (GCC peels
 // the reductions into scalar code), so the hot loops use GCC vector types explicitly.
@@ -229,18 +201,17 @@ inline float horizontal_sum(Floats v) {
 
 // The horizontal sums of eight vectors as one vector (a transpose-and-add tree, 7 adds, 14 shuffles).
 inline Floats horizontal_sums(const Floats* v) {
-  typedef int32_t Index __attribute__((vector_size(32)));
   Floats pairs[4], quads[2];
   for (int i = 0; i < 4; ++i) {  // [a0+a2, b0+b2, a1+a3, b1+b3 | same for lanes 4..7]
-    pairs[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], Index{0, 8, 1, 9, 4, 12, 5, 13}) +
-               __builtin_shuffle(v[2 * i], v[2 * i + 1], Index{2, 10, 3, 11, 6, 14, 7, 15});
+    pairs[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], Ints{0, 8, 1, 9, 4, 12, 5, 13}) +
+               __builtin_shuffle(v[2 * i], v[2 * i + 1], Ints{2, 10, 3, 11, 6, 14, 7, 15});
   }
   for (int i = 0; i < 2; ++i) {  // [a, b, c, d partial sums | same for the upper half]
-    quads[i] = __builtin_shuffle(pairs[2 * i], pairs[2 * i + 1], Index{0, 1, 8, 9, 4, 5, 12, 13}) +
-               __builtin_shuffle(pairs[2 * i], pairs[2 * i + 1], Index{2, 3, 10, 11, 6, 7, 14, 15});
+    quads[i] = __builtin_shuffle(pairs[2 * i], pairs[2 * i + 1], Ints{0, 1, 8, 9, 4, 5, 12, 13}) +
+               __builtin_shuffle(pairs[2 * i], pairs[2 * i + 1], Ints{2, 3, 10, 11, 6, 7, 14, 15});
   }
-  return __builtin_shuffle(quads[0], quads[1], Index{0, 1, 2, 3, 8, 9, 10, 11}) +
-         __builtin_shuffle(quads[0], quads[1], Index{4, 5, 6, 7, 12, 13, 14, 15});
+  return __builtin_shuffle(quads[0], quads[1], Ints{0, 1, 2, 3, 8, 9, 10, 11}) +
+         __builtin_shuffle(quads[0], quads[1], Ints{4, 5, 6, 7, 12, 13, 14, 15});
 }
 
 // exp(x) for x <= 0: 2^n * e^r with |r| <= ln2/2 and a degree-7 Taylor polynomial (relative error
@@ -260,261 +231,495 @@ inline Floats exp_nonpositive(Floats x) {
   poly = poly * r + 1.0f;
   poly = poly * r + 1.0f;
   const Ints exponent = (__builtin_convertvector(n, Ints) + 127) << 23;
-  return poly * (Floats)exponent;  // a cast between same-size vector types reinterprets the bits
+  return poly * reinterpret_cast<Floats>(exponent);
 }
 
-// Softmax-weighted sum of the selected value rows, written to `out`. Keys go in groups of kLanes:
-// `selected` and `scores` have room for n rounded up to kLanes, and the padding lanes repeat a real
-// key with weight 0, so no lane needs a branch. kDim > 0 (a multiple of kLanes) fixes the head
-// dimension at compile time for the common sizes: query and output row stay in registers.
+inline float horizontal_max(Floats v) {
+  v = v > __builtin_shuffle(v, Ints{4, 5, 6, 7, 0, 1, 2, 3}) ? v : __builtin_shuffle(v, Ints{4, 5, 6, 7, 0, 1, 2, 3});
+  v = v > __builtin_shuffle(v, Ints{2, 3, 0, 1, 6, 7, 4, 5}) ? v : __builtin_shuffle(v, Ints{2, 3, 0, 1, 6, 7, 4, 5});
+  v = v > __builtin_shuffle(v, Ints{1, 0, 3, 2, 5, 4, 7, 6}) ? v : __builtin_shuffle(v, Ints{1, 0, 3, 2, 5, 4, 7, 6});
+  return v[0];
+}
+
+// Where a block of queries reads and writes: its first query and output rows (consecutive rows of
+// `dim` floats), the key and value rows of its (batch, head) pair, and its selections: query i
+// attends to the `n` ascending key indices at selected + i * stride (stride 0: one list for all).
+struct QueryBlock {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+  int64_t dim, nq;
+  float scale;
+  const int32_t* selected;
+  int64_t stride, n;
+};
+
+// Scores of the selected keys: scores + i * padded(n) gets query i's scale * q.k. kDim > 0 (a
+// multiple of kLanes) fixes the head dimension: the query row stays in registers.
 template <int kDim>
-void attend_selected(const float* q, const float* k, const float* v, int64_t runtime_dim, float scale,
-                     int64_t* selected, int64_t n, bool prefetch, Floats* scores, float* out) {
-  static_assert(kDim % kLanes == 0, "fixed head dimensions are multiples of the vector width");
+void block_scores(const QueryBlock& b, float* scores) {
   constexpr int kVectors = kDim > 0 ? kDim / kLanes : 1;
-  const int64_t dim = kDim > 0 ? kDim : runtime_dim;
-  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
-  for (int64_t s = n; s < padded; ++s) selected[s] = selected[0];
-  if (prefetch) {  // rows scattered over more than the L2 cache holds: start all their loads now
-    for (int64_t s = 0; s < n; ++s) {
-      for (int64_t d = 0; d < dim; d += 64 / sizeof(float)) {
-        __builtin_prefetch(k + selected[s] * dim + d);
-        __builtin_prefetch(v + selected[s] * dim + d);
+  const int64_t dim = kDim > 0 ? kDim : b.dim;
+  const int64_t padded = (b.n + kLanes - 1) / kLanes * kLanes;
+  for (int64_t i = 0; i < b.nq; ++i) {
+    const int32_t* selected = b.selected + i * b.stride;
+    const float* q = b.q + i * dim;
+    float* s = scores + i * padded;
+    int64_t c = 0;
+    Floats query[kVectors];
+    if (kDim > 0) {
+      for (int v = 0; v < kVectors; ++v) query[v] = load(q + v * kLanes);
+      for (; c + kLanes <= b.n; c += kLanes) {  // one transpose-and-add for eight keys
+        Floats dots[kLanes];
+        for (int l = 0; l < kLanes; ++l) {
+          const float* key = b.k + static_cast<int64_t>(selected[c + l]) * dim;
+          dots[l] = query[0] * load(key);
+          for (int v = 1; v < kVectors; ++v) dots[l] += query[v] * load(key + v * kLanes);
+        }
+        store(s + c, horizontal_sums(dots) * b.scale);
       }
     }
-  }
-  Floats query[kVectors];
-  if (kDim > 0) {
-    for (int c = 0; c < kVectors; ++c) query[c] = load(q + c * kLanes);
-  }
-  const Floats lanes = Floats{0, 1, 2, 3, 4, 5, 6, 7};
-  const Floats lowest = Floats{} - 3.4e38f;
-  Floats max_scores = lowest;
-  for (int64_t s = 0; s < padded; s += kLanes) {
-    Floats group;
-    if (kDim > 0) {  // one transpose-and-add instead of eight horizontal sums
-      Floats dots[kLanes];
-      for (int i = 0; i < kLanes; ++i) {
-        const float* key = k + selected[s + i] * dim;
-        dots[i] = query[0] * load(key);
-        for (int c = 1; c < kVectors; ++c) dots[i] += query[c] * load(key + c * kLanes);
-      }
-      group = horizontal_sums(dots) * scale;
-    } else {
-      for (int i = 0; i < kLanes; ++i) {
-        const float* key = k + selected[s + i] * dim;
+    for (; c < b.n; ++c) {
+      const float* key = b.k + static_cast<int64_t>(selected[c]) * dim;
+      if (kDim > 0) {
+        Floats dot = query[0] * load(key);
+        for (int v = 1; v < kVectors; ++v) dot += query[v] * load(key + v * kLanes);
+        s[c] = horizontal_sum(dot) * b.scale;
+      } else {
         float dot = 0.0f;
         for (int64_t d = 0; d < dim; ++d) dot += q[d] * key[d];
-        group[i] = dot * scale;
+        s[c] = dot * b.scale;
       }
     }
-    scores[s / kLanes] = group;
-    group = lanes + static_cast<float>(s) < static_cast<float>(n) ? group : lowest;
-    max_scores = group > max_scores ? group : max_scores;
-  }
-  float max_score = max_scores[0];
-  for (int i = 1; i < kLanes; ++i) max_score = max_scores[i] > max_score ? max_scores[i] : max_score;
-
-  typedef int32_t Index __attribute__((vector_size(32)));
-  Floats totals = Floats{};
-  Floats acc[kVectors];
-  for (int c = 0; c < kVectors; ++c) acc[c] = Floats{};
-  if (kDim == 0) {
-    for (int64_t d = 0; d < dim; ++d) out[d] = 0.0f;
-  }
-  for (int64_t s = 0; s < padded; s += kLanes) {
-    Floats weights = exp_nonpositive(scores[s / kLanes] - max_score);
-    weights = lanes + static_cast<float>(s) < static_cast<float>(n) ? weights : Floats{};
-    totals += weights;
-    for (int i = 0; i < kLanes; ++i) {
-      const float* value = v + selected[s + i] * dim;
-      if (kDim > 0) {
-        const Floats weight = __builtin_shuffle(weights, Index{} + i);
-        for (int c = 0; c < kVectors; ++c) acc[c] += weight * load(value + c * kLanes);
-      } else {
-        for (int64_t d = 0; d < dim; ++d) out[d] += weights[i] * value[d];
-      }
-    }
-  }
-  const float inv = 1.0f / horizontal_sum(totals);
-  if (kDim > 0) {
-    for (int c = 0; c < kVectors; ++c) store(out + c * kLanes, acc[c] * inv);
-  } else {
-    for (int64_t d = 0; d < dim; ++d) out[d] *= inv;
   }
 }
 
-typedef void (*AttendFunction)(const float*, const float*, const float*, int64_t, float, int64_t*, int64_t, bool,
-                               Floats*, float*);
+// Scores to softmax weights, in place (the padding lanes get weight 0).
+void block_softmax(int64_t nq, int64_t n, float* scores) {
+  const int64_t padded = (n + kLanes - 1) / kLanes * kLanes;
+  const Floats lanes = Floats{0, 1, 2, 3, 4, 5, 6, 7};
+  const Floats lowest = Floats{} - 3.4e38f;
+  for (int64_t i = 0; i < nq; ++i) {
+    float* s = scores + i * padded;
+    Floats max_scores = lowest;
+    for (int64_t c = 0; c < padded; c += kLanes) {
+      const Floats x = lanes + static_cast<float>(c) < static_cast<float>(n) ? load(s + c) : lowest;
+      max_scores = x > max_scores ? x : max_scores;
+    }
+    const Floats max_score = Floats{} + horizontal_max(max_scores);
+    Floats totals = Floats{};
+    for (int64_t c = 0; c < padded; c += kLanes) {
+      Floats weights = exp_nonpositive(load(s + c) - max_score);
+      weights = lanes + static_cast<float>(c) < static_cast<float>(n) ? weights : Floats{};
+      totals += weights;
+      store(s + c, weights);
+    }
+    const Floats inv = Floats{} + 1.0f / horizontal_sum(totals);
+    for (int64_t c = 0; c < padded; c += kLanes) store(s + c, load(s + c) * inv);
+  }
+}
+
+// Output rows: the weighted sums of the selected value rows.
+template <int kDim>
+void block_sums(const QueryBlock& b, const float* weights) {
+  constexpr int kVectors = kDim > 0 ? kDim / kLanes : 1;
+  // Two accumulators per output vector (even and odd keys) halve the chain of dependent adds where
+  // registers allow.
+  constexpr int kSets = kVectors <= 4 ? 2 : 1;
+  const int64_t dim = kDim > 0 ? kDim : b.dim;
+  const int64_t padded = (b.n + kLanes - 1) / kLanes * kLanes;
+  for (int64_t i = 0; i < b.nq; ++i) {
+    const int32_t* selected = b.selected + i * b.stride;
+    const float* w = weights + i * padded;
+    float* out = b.out + i * dim;
+    if (kDim > 0) {
+      Floats acc[kSets][kVectors];
+      for (int a = 0; a < kSets; ++a) {
+        for (int v = 0; v < kVectors; ++v) acc[a][v] = Floats{};
+      }
+      int64_t c = 0;
+      for (; c + kSets <= b.n; c += kSets) {
+        for (int a = 0; a < kSets; ++a) {
+          const float* value = b.v + static_cast<int64_t>(selected[c + a]) * dim;
+          const Floats weight = {w[c + a], w[c + a], w[c + a], w[c + a], w[c + a], w[c + a], w[c + a], w[c + a]};
+          for (int v = 0; v < kVectors; ++v) acc[a][v] += weight * load(value + v * kLanes);
+        }
+      }
+      for (; c < b.n; ++c) {
+        const float* value = b.v + static_cast<int64_t>(selected[c]) * dim;
+        const Floats weight = {w[c], w[c], w[c], w[c], w[c], w[c], w[c], w[c]};
+        for (int v = 0; v < kVectors; ++v) acc[0][v] += weight * load(value + v * kLanes);
+      }
+      for (int v = 0; v < kVectors; ++v) {
+        Floats sum = acc[0][v];
+        for (int a = 1; a < kSets; ++a) sum += acc[a][v];
+        store(out + v * kLanes, sum);
+      }
+    } else {
+      for (int64_t d = 0; d < dim; ++d) out[d] = 0.0f;
+      for (int64_t c = 0; c < b.n; ++c) {
+        const float* value = b.v + static_cast<int64_t>(selected[c]) * dim;
+        for (int64_t d = 0; d < dim; ++d) out[d] += w[c] * value[d];
+      }
+    }
+  }
+}
+
+// Scratch of attend_block for nq queries of n keys each.
+inline int64_t block_score_floats(int64_t nq, int64_t n) { return nq * ((n + kLanes - 1) / kLanes * kLanes); }
+
+// Exact softmax attention of a block of queries over their selected keys: all scores first, then
+// all weighted sums. Each pass reads one kind of row (keys, then values), and the queries' chains of
+// work are independent, where one query at a time would wait on its own softmax.
+template <int kDim>
+void attend_block(const QueryBlock& b, float* scores) {
+  block_scores<kDim>(b, scores);
+  block_softmax(b.nq, b.n, scores);
+  block_sums<kDim>(b, scores);
+}
+
+typedef void (*AttendFunction)(const QueryBlock&, float*);
 
 AttendFunction attend_function(int64_t dim) {
-  return dim == 32 ? attend_selected<32> : dim == 64 ? attend_selected<64> : attend_selected<0>;
+  return dim == 32 ? attend_block<32> : dim == 64 ? attend_block<64> : attend_block<0>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key packing. Byte path (head_dim <= kMaxByteDim): per (batch, head), groups of 32 keys, per group
+// `nibbles` vectors of 32 bytes, byte j of vector n = sign bits of dimensions 4n..4n+3 of key
+// 32 * group + j (padding dimensions and keys are 0). Scalar path: ceil(head_dim / 64) words per key.
+
+inline int64_t nibble_count(int64_t dim) { return (dim + 3) / 4; }
+inline int64_t word_count(int64_t dim) { return (dim + 63) / 64; }
+
+int64_t sign_bytes(int64_t k_len, int64_t dim) {
+  const int64_t keys = (k_len + kKeyAlign - 1) / kKeyAlign * kKeyAlign;
+  const int64_t bytes = dim <= kMaxByteDim ? keys * nibble_count(dim) : keys * word_count(dim) * 8;
+  return (bytes + 63) / 64 * 64;
 }
 
 void pack_keys(const SignMatchProblem& p, size_t task) {
   const int64_t dim = p.head_dim;
-  uint64_t* planes = p.key_planes[static_cast<int64_t>(task) * p.chunks * dim].words;
+  uint8_t* signs = p.key_signs + static_cast<int64_t>(task) * p.sign_bytes_per_head;
   const float* keys = p.k + static_cast<int64_t>(task) * p.k_len * dim;
-  uint64_t* word = new uint64_t[dim];
-  // One 64-key word per dimension at a time, built in `word` (vectorized over dimensions).
-  for (int64_t first = 0; first < p.chunks * kChunkKeys; first += 64) {
-    for (int64_t d = 0; d < dim; ++d) word[d] = 0;
-    const int64_t n = p.k_len - first < 64 ? p.k_len - first : 64;
-    for (int64_t j = 0; j < n; ++j) {
-      const float* row = keys + (first + j) * dim;
-      for (int64_t d = 0; d < dim; ++d) word[d] |= static_cast<uint64_t>(sign_bit(row[d])) << j;
+  std::memset(signs, 0, static_cast<size_t>(p.sign_bytes_per_head));
+  if (dim > kMaxByteDim) {
+    for (int64_t j = 0; j < p.k_len; ++j) {
+      sign_words(keys + j * dim, dim, reinterpret_cast<uint64_t*>(signs) + j * word_count(dim));
     }
-    uint64_t* chunk = planes + (first / kChunkKeys) * dim * kChunkWords + (first % kChunkKeys) / 64;
-    for (int64_t d = 0; d < dim; ++d) chunk[d * kChunkWords] = word[d];
+    return;
   }
-  delete[] word;
+  const int64_t nibbles = nibble_count(dim);
+  uint64_t words[2];  // kMaxByteDim <= 128
+  for (int64_t j = 0; j < p.k_len; ++j) {
+    sign_words(keys + j * dim, dim, words);
+    uint8_t* out = signs + (j / kGroupKeys) * nibbles * kGroupKeys + j % kGroupKeys;
+    for (int64_t n = 0; n < nibbles; ++n) out[n * kGroupKeys] = (words[n / 16] >> (4 * (n % 16))) & 15;
+  }
 }
 
-// Scratch memory of one task, freed on every path out of attend().
-struct Scratch {
-  Plane* counts = nullptr;
-  PlaneWords* window = nullptr;
-  Plane* query_masks = nullptr;
-  int64_t* selected = nullptr;
-  Floats* scores = nullptr;
-  ~Scratch() {
-    delete[] counts;
-    delete[] window;
-    delete[] query_masks;
-    delete[] selected;
-    delete[] scores;
+// ---------------------------------------------------------------------------------------------
+// Selection.
+
+// An uninitialized array owned by one task (a plain template of this file, so that no
+// standard-library code is shared between the ISA builds).
+template <typename T>
+class Buffer {
+ public:
+  explicit Buffer(int64_t n) : data_(new T[n > 0 ? n : 1]) {}
+  ~Buffer() { delete[] data_; }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_;
+};
+
+// Match counts of `n_groups` (< 256) groups of keys against one query, stored to `counts`.
+// kNibbles > 0 fixes the nibble count, so that the query's tables can stay in registers; kStep
+// groups share each table load (n_groups must be a multiple of kStep). With kTally, at_least[w]
+// also gains the number of keys whose count exceeds above[w]: measured, this pays where the table
+// lookups leave room (16 nibbles), and costs more than a separate count_at_least pass where they
+// don't (8 nibbles: too few registers for tables and tallies).
+template <int kNibbles, int kStep, bool kTally>
+void count_groups(const Bytes* query, const uint8_t* signs, int64_t runtime_nibbles, const int8_t* init,
+                  int64_t n_groups, const Bytes* above, int8_t* counts, int64_t* at_least) {
+  const int64_t nibbles = kNibbles > 0 ? kNibbles : runtime_nibbles;
+  Bytes tally[kWindow] = {};  // per byte lane, at most n_groups
+  for (int64_t g = 0; g < n_groups; g += kStep) {
+    const uint8_t* keys = signs + g * nibbles * kGroupKeys;
+    Bytes acc[kStep];
+    for (int i = 0; i < kStep; ++i) acc[i] = load_bytes(init + (g + i) * kGroupKeys);
+    for (int64_t n = 0; n < nibbles; ++n) {
+      const Bytes q = query[n];
+      for (int i = 0; i < kStep; ++i) acc[i] += nibble_matches(q, load_bytes(keys + (i * nibbles + n) * kGroupKeys));
+    }
+    for (int i = 0; i < kStep; ++i) {
+      store_bytes(counts + (g + i) * kGroupKeys, acc[i]);
+      if (kTally) {
+        for (int w = 0; w < kWindow; ++w) tally[w] -= acc[i] > above[w];  // a true comparison is -1
+      }
+    }
+  }
+  if (kTally) {
+    for (int w = 0; w < kWindow; ++w) at_least[w] += byte_sum(tally[w]);
+  }
+}
+
+// at_least[w] = number of keys whose stored count is >= thresholds[w].
+void count_at_least(const int8_t* counts, int64_t groups, const int64_t* thresholds, int64_t* at_least) {
+  Bytes above[kWindow], tally[kWindow];
+  for (int w = 0; w < kWindow; ++w) {
+    above[w] = splat(thresholds[w] - 1);
+    tally[w] = Bytes{};
+    at_least[w] = 0;
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    const Bytes c = load_bytes(counts + g * kGroupKeys);
+    for (int w = 0; w < kWindow; ++w) tally[w] -= c > above[w];
+    if ((g + 1) % kFlushGroups == 0 || g + 1 == groups) {
+      for (int w = 0; w < kWindow; ++w) {
+        at_least[w] += byte_sum(tally[w]);
+        tally[w] = Bytes{};
+      }
+    }
+  }
+}
+
+// The interval search for the threshold: at_least(lo) >= wanted > at_least(hi) = count_hi.
+struct ThresholdSearch {
+  int64_t lo, hi, count_hi;
+  // Takes the counts of keys at or above ascending thresholds.
+  void update(const int64_t* thresholds, const int64_t* at_least, int64_t wanted) {
+    for (int w = 0; w < kWindow; ++w) {
+      const int64_t t = thresholds[w];
+      if (t <= lo) continue;
+      if (t >= hi) break;
+      if (at_least[w] >= wanted) {
+        lo = t;
+      } else {
+        hi = t;
+        count_hi = at_least[w];
+        break;
+      }
+    }
   }
 };
 
-// The queries of one task; kHigh >= 0 fixes the number of high count planes at compile time (head
-// dimensions below 256), -1 takes `runtime_high`.
-template <int kHigh>
-void attend_queries(const SignMatchProblem& p, size_t task, int runtime_high) {
-  const int64_t blocks = (p.q_len + p.query_block - 1) / p.query_block;
-  const int64_t bh = static_cast<int64_t>(task) / blocks;
-  const int64_t block = static_cast<int64_t>(task) % blocks;
-  const int64_t b = bh / p.heads;
-  const int64_t dim = p.head_dim;
-  const int64_t first = block * p.query_block;
-  const int64_t last = first + p.query_block < p.q_len ? first + p.query_block : p.q_len;
-
-  const float* keys = p.k + bh * p.k_len * dim;
-  const float* values = p.v + bh * p.k_len * dim;
-  const Plane* key_planes = reinterpret_cast<const Plane*>(p.key_planes + bh * p.chunks * dim);
-  const uint64_t* valid = p.key_valid + b * p.chunks * kChunkWords;
-  const int64_t n_valid = p.valid_count[b];
-  const int64_t wanted = p.top_k < n_valid ? p.top_k : n_valid;
-  const int high = kHigh >= 0 ? kHigh : runtime_high;
-  const int bits = 4 + high;  // count planes per chunk
-  const CountFunction count = kHigh >= 0 ? count_matches<(kHigh >= 0 ? kHigh : 0)> : count_function(high);
-  const AttendFunction attend_selected = attend_function(dim);
-  const bool prefetch = p.k_len * dim * 2 * static_cast<int64_t>(sizeof(float)) > (int64_t{256} << 10);
-  const int64_t words = p.chunks * kChunkWords;
-
-  Scratch scratch;
-  scratch.selected = new int64_t[wanted + kLanes];  // room for append_indices and attend_selected padding
-  scratch.scores = new Floats[(wanted + kLanes - 1) / kLanes + 1];
-  int64_t n_all = 0;  // when every valid key is selected, the selection is the same for all queries
-  if (wanted == n_valid) {
-    for (int64_t w = 0; w < words; ++w) n_all = append_indices(valid[w], w * 64, scratch.selected, n_all);
-  } else {
-    scratch.counts = new Plane[p.chunks * bits];
-    scratch.window = new PlaneWords[p.chunks * kWindow];
-    scratch.query_masks = new Plane[dim];
+// Every key above `t`, and the lowest-index keys at `t` until `wanted` keys are taken (`count_above`
+// keys are above t), into selected[0 .. wanted), ascending. First one bit mask per 64 keys into
+// `masks` (groups / 2 words), then one pass over the set bits: measured, this beats appending each
+// word's keys as it is made, whose loops mispredict at every word.
+void select_keys(const int8_t* counts, int64_t groups, int64_t t, int64_t count_above, int64_t wanted, uint64_t* masks,
+                 int32_t* selected) {
+  const Bytes threshold = splat(t);
+  int64_t ties = wanted - count_above;
+  int64_t g = 0;
+  for (; ties > 0 && g < groups; g += 2) {  // groups is even: kKeyAlign = 2 * kGroupKeys
+    const Bytes c0 = load_bytes(counts + g * kGroupKeys);
+    const Bytes c1 = load_bytes(counts + (g + 1) * kGroupKeys);
+    uint64_t take = byte_mask(c0 > threshold) | static_cast<uint64_t>(byte_mask(c1 > threshold)) << 32;
+    const uint64_t at = byte_mask(c0 == threshold) | static_cast<uint64_t>(byte_mask(c1 == threshold)) << 32;
+    const int64_t n_at = popcount64(at);
+    if (n_at <= ties) {
+      take |= at;
+      ties -= n_at;
+    } else {
+      take |= lowest_bits(at, ties);
+      ties = 0;
+    }
+    masks[g / 2] = take;
   }
+  for (; g < groups; g += 2) {
+    const Bytes c0 = load_bytes(counts + g * kGroupKeys);
+    const Bytes c1 = load_bytes(counts + (g + 1) * kGroupKeys);
+    masks[g / 2] = byte_mask(c0 > threshold) | static_cast<uint64_t>(byte_mask(c1 > threshold)) << 32;
+  }
+  int64_t word = 0;
+  uint64_t bits = masks[0];
+  for (int64_t n = 0; n < wanted; ++n) {  // the masks hold exactly `wanted` bits
+    while (bits == 0) bits = masks[++word];
+    selected[n] = static_cast<int32_t>(word * 64 + __builtin_ctzll(bits));
+    bits &= bits - 1;
+  }
+}
 
-  int64_t guess = -1;  // the previous query's threshold
+// Selections of the queries first..last of one (batch, head) pair by match counts in bytes;
+// selected + (i - first) * stride gets query i's `wanted` keys. kNibbles > 0 fixes the number of
+// nibbles per key (head dimensions 32 and 64).
+template <int kNibbles>
+void select_bytes(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t last, int64_t wanted,
+                  int32_t* selected, int64_t stride) {
+  const int64_t dim = p.head_dim;
+  const int64_t nibbles = kNibbles > 0 ? kNibbles : nibble_count(dim);
+  const int64_t groups = p.padded_keys / kGroupKeys;
+  const int64_t max_count = 1 + 4 * nibbles;  // valid keys count 1 + matches, padding dimensions match
+  const uint8_t* signs = p.key_signs + bh * p.sign_bytes_per_head;
+  const int8_t* init = p.key_init + bh / p.heads * p.padded_keys;
+  // Few nibbles: the tables stay in registers, the window is counted apart (see count_groups).
+  constexpr bool kFew = kNibbles > 0 && kNibbles <= 8;
+  constexpr int64_t kCountStep = kFew ? 1 : 4;  // groups sharing each load of a query table
+  constexpr bool kTally = !kFew;
+
+  Buffer<Bytes> query_nibbles(kQueryTile * nibbles);
+  Buffer<Bytes> count_vectors(kQueryTile * groups);
+  Buffer<uint64_t> masks(groups / 2);
+  int8_t* const all_counts = reinterpret_cast<int8_t*>(count_vectors.get());
+  int64_t guess = 1 + 2 * nibbles + nibbles / 2;  // the last threshold found
+
+  for (int64_t q0 = first; q0 < last; q0 += kQueryTile) {
+    const int64_t nq = last - q0 < kQueryTile ? last - q0 : kQueryTile;
+    // Counts of every key for nq queries, a tile of keys at a time, and the number of keys at or
+    // above guess - 1 .. guess + 2: nearby queries have similar thresholds.
+    int64_t window[kWindow];
+    Bytes above[kWindow];
+    for (int w = 0; w < kWindow; ++w) {
+      window[w] = guess - 1 + w;
+      above[w] = splat(window[w] - 1);
+    }
+    int64_t at_least[kQueryTile][kWindow] = {};
+    for (int64_t i = 0; i < nq; ++i) {
+      uint64_t words[2];  // kMaxByteDim <= 128
+      sign_words(p.q + (bh * p.q_len + q0 + i) * dim, dim, words);
+      for (int64_t n = 0; n < nibbles; ++n) {
+        query_nibbles.get()[i * nibbles + n] = query_nibble((words[n / 16] >> (4 * (n % 16))) & 15);
+      }
+    }
+    for (int64_t g = 0; g < groups; g += kTileGroups) {
+      const int64_t n_groups = groups - g < kTileGroups ? groups - g : kTileGroups;
+      const int64_t stepped = n_groups / kCountStep * kCountStep;  // the rest is even, as groups is
+      for (int64_t i = 0; i < nq; ++i) {
+        const Bytes* query = query_nibbles.get() + i * nibbles;
+        int8_t* counts = all_counts + i * p.padded_keys;
+        count_groups<kNibbles, kCountStep, kTally>(query, signs + g * nibbles * kGroupKeys, nibbles,
+                                                   init + g * kGroupKeys, stepped, above, counts + g * kGroupKeys,
+                                                   at_least[i]);
+        if (stepped < n_groups) {
+          const int64_t r = g + stepped;
+          count_groups<kNibbles, 2, kTally>(query, signs + r * nibbles * kGroupKeys, nibbles, init + r * kGroupKeys,
+                                            n_groups - stepped, above, counts + r * kGroupKeys, at_least[i]);
+        }
+      }
+    }
+    // Threshold and selection per query: the window first, then thresholds spread over the
+    // interval still open.
+    for (int64_t i = 0; i < nq; ++i) {
+      const int8_t* counts = all_counts + i * p.padded_keys;
+      ThresholdSearch search{1, max_count + 1, 0};  // every valid key counts >= 1
+      if (!kTally) count_at_least(counts, groups, window, at_least[i]);
+      search.update(window, at_least[i], wanted);
+      while (search.hi - search.lo > 1) {
+        int64_t thresholds[kWindow], n[kWindow];
+        for (int w = 0; w < kWindow; ++w) thresholds[w] = search.lo + (search.hi - search.lo) * (w + 1) / (kWindow + 1);
+        count_at_least(counts, groups, thresholds, n);
+        search.update(thresholds, n, wanted);
+      }
+      guess = search.lo;
+      select_keys(counts, groups, search.lo, search.count_hi, wanted, masks.get(), selected + (q0 + i - first) * stride);
+    }
+  }
+}
+
+// The same selections for head dimensions above kMaxByteDim: counts per key from 64-bit words, the
+// threshold from a histogram.
+void select_words(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t last, int64_t wanted,
+                  int32_t* selected, int64_t stride) {
+  const int64_t dim = p.head_dim;
+  const int64_t words = word_count(dim);
+  const uint64_t last_mask = dim % 64 ? (uint64_t{1} << (dim % 64)) - 1 : ~uint64_t{0};
+  const uint64_t* signs = reinterpret_cast<const uint64_t*>(p.key_signs + bh * p.sign_bytes_per_head);
+  const int8_t* init = p.key_init + bh / p.heads * p.padded_keys;
+  Buffer<uint64_t> query_words(words);
+  Buffer<int64_t> counts(p.k_len);  // -1 for invalid keys
+  Buffer<int64_t> histogram(dim + 1);
   for (int64_t i = first; i < last; ++i) {
-    const float* query = p.q + (bh * p.q_len + i) * dim;
-    float* out = p.out + (bh * p.q_len + i) * dim;
-    if (wanted == 0) {
-      for (int64_t d = 0; d < dim; ++d) out[d] = 0.0f;
-      continue;
-    }
-    if (wanted == n_valid) {
-      attend_selected(query, keys, values, dim, p.scale, scratch.selected, n_all, prefetch, scratch.scores, out);
-      continue;
-    }
-
-    // 1. Match counts of all keys, chunk by chunk.
-    // All-ones where the query is non-negative: XOR with a key plane then sets the matching keys.
-    for (int64_t d = 0; d < dim; ++d) scratch.query_masks[d] = broadcast(sign_bit(query[d]) ? 0 : ~uint64_t{0});
-    for (int64_t c = 0; c < p.chunks; ++c) count(key_planes + c * dim, scratch.query_masks, dim, scratch.counts + c * bits);
-    const uint64_t* counts = reinterpret_cast<const uint64_t*>(scratch.counts);
-
-    // 2. Threshold: the largest t with at least `wanted` valid keys matching >= t times. Each sweep
-    //    counts a window of five thresholds, first the one around the previous query's threshold
-    //    (nearby queries have similar ones), then the one around the middle of the interval still open.
-    int64_t lo = 0, hi = dim + 1, count_hi = 0;  // at_least(lo) >= wanted > at_least(hi) = count_hi
-    int64_t base = (guess >= 0 ? guess : hi / 2) / 4;
-    bool window_has_both = false;  // the last window's masks hold thresholds lo and hi
-    while (hi - lo > 1) {
-      int64_t n[kWindow];
-      threshold_window<(kHigh >= 0 ? kHigh + 4 : 0)>(scratch.counts, valid, p.chunks, bits, base, scratch.window, n);
-      for (int w = 0; w < kWindow; ++w) {
-        const int64_t t = 4 * base + w;
-        if (t <= lo) continue;
-        if (t >= hi) break;
-        if (n[w] >= wanted) {
-          lo = t;
-        } else {
-          hi = t;
-          count_hi = n[w];
-          break;
+    sign_words(p.q + (bh * p.q_len + i) * dim, dim, query_words.get());
+    for (int64_t c = 0; c <= dim; ++c) histogram.get()[c] = 0;
+    for (int64_t j = 0; j < p.k_len; ++j) {
+      int64_t count = -1;
+      if (init[j] == kValidKey) {
+        count = 0;
+        for (int64_t w = 0; w < words; ++w) {
+          const uint64_t same = ~(signs[j * words + w] ^ query_words.get()[w]);
+          count += popcount64(w + 1 < words ? same : same & last_mask);
         }
+        ++histogram.get()[count];
       }
-      window_has_both = lo >= 4 * base && hi <= 4 * base + 4;
-      if (hi - lo > 1) base = (lo + hi) / 2 / 4;
+      counts.get()[j] = count;
     }
-    guess = lo;
-
-    // Selection: every valid key above the threshold, and the lowest-index keys at it.
-    int64_t ties = wanted - count_hi;
-    int64_t n_selected = 0;
-    for (int64_t c = 0; c < p.chunks; ++c) {
-      const PlaneWords* masks = scratch.window + c * kWindow;
-      for (int64_t w = 0; w < kChunkWords; ++w) {
-        const int64_t word = c * kChunkWords + w;
-        uint64_t above, at;
-        if (window_has_both) {
-          above = masks[hi - 4 * base].words[w];
-          at = masks[lo - 4 * base].words[w] & ~above;
-        } else {
-          above = greater_equal(counts, bits, word, hi) & valid[word];
-          at = greater_equal(counts, bits, word, lo) & ~above & valid[word];
-        }
-        if (ties > 0) {
-          const int64_t n_at = popcount64(at);
-          if (n_at <= ties) {
-            above |= at;
-            ties -= n_at;
-          } else {
-            above |= lowest_bits(at, ties);
-            ties = 0;
-          }
-        }
-        n_selected = append_indices(above, word * 64, scratch.selected, n_selected);
-      }
+    int64_t t = dim, count_above = 0;
+    while (count_above + histogram.get()[t] < wanted) count_above += histogram.get()[t--];
+    int64_t ties = wanted - count_above, n = 0;
+    int32_t* out = selected + (i - first) * stride;
+    for (int64_t j = 0; j < p.k_len; ++j) {
+      const int64_t c = counts.get()[j];
+      if (c > t || (c == t && ties-- > 0)) out[n++] = static_cast<int32_t>(j);
     }
+  }
+}
 
-    // 3. Exact attention over the selected keys.
-    attend_selected(query, keys, values, dim, p.scale, scratch.selected, n_selected, prefetch, scratch.scores, out);
+// ---------------------------------------------------------------------------------------------
+
+QueryBlock query_block(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t nq, const int32_t* selected,
+                       int64_t stride, int64_t n) {
+  const int64_t dim = p.head_dim;
+  return QueryBlock{p.q + (bh * p.q_len + first) * dim, p.k + bh * p.k_len * dim, p.v + bh * p.k_len * dim,
+                    p.out + (bh * p.q_len + first) * dim, dim, nq, p.scale, selected, stride, n};
+}
+
+// Every valid key for every query (top_k >= valid keys): one key list for all, queries in blocks
+// whose scores fit kMaxScores floats.
+void attend_all(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t last, int64_t n_valid) {
+  constexpr int64_t kMaxScores = 16 << 10;
+  const int8_t* init = p.key_init + bh / p.heads * p.padded_keys;
+  Buffer<int32_t> selected(n_valid);
+  int64_t n = 0;
+  for (int64_t j = 0; j < p.k_len; ++j) {
+    if (init[j] == kValidKey) selected.get()[n++] = static_cast<int32_t>(j);
+  }
+  const int64_t per_block = kMaxScores / block_score_floats(1, n) > 1 ? kMaxScores / block_score_floats(1, n) : 1;
+  const int64_t nq = last - first < per_block ? last - first : per_block;
+  Buffer<Floats> scores(block_score_floats(nq, n) / kLanes);
+  const AttendFunction attend_block = attend_function(p.head_dim);
+  for (int64_t i = first; i < last; i += nq) {
+    const int64_t count = last - i < nq ? last - i : nq;
+    attend_block(query_block(p, bh, i, count, selected.get(), 0, n), reinterpret_cast<float*>(scores.get()));
   }
 }
 
 void attend(const SignMatchProblem& p, size_t task) {
-  const int high = bit_width(p.head_dim) > 4 ? bit_width(p.head_dim) - 4 : 0;
-  switch (high) {
-    case 0: return attend_queries<0>(p, task, high);
-    case 1: return attend_queries<1>(p, task, high);
-    case 2: return attend_queries<2>(p, task, high);
-    case 3: return attend_queries<3>(p, task, high);
-    case 4: return attend_queries<4>(p, task, high);
-    default: return attend_queries<-1>(p, task, high);
+  const int64_t blocks = (p.q_len + p.query_block - 1) / p.query_block;
+  const int64_t bh = static_cast<int64_t>(task) / blocks;
+  const int64_t block = static_cast<int64_t>(task) % blocks;
+  const int64_t first = block * p.query_block;
+  const int64_t last = first + p.query_block < p.q_len ? first + p.query_block : p.q_len;
+  const int64_t n_valid = p.valid_count[bh / p.heads];
+  const int64_t wanted = p.top_k < n_valid ? p.top_k : n_valid;
+  if (wanted == 0) {
+    std::memset(p.out + (bh * p.q_len + first) * p.head_dim, 0, sizeof(float) * static_cast<size_t>((last - first) * p.head_dim));
+    return;
   }
+  if (wanted == n_valid) return attend_all(p, bh, first, last, n_valid);
+
+  const int64_t stride = wanted;
+  Buffer<int32_t> selected((last - first) * stride);
+  if (p.head_dim > kMaxByteDim) {
+    select_words(p, bh, first, last, wanted, selected.get(), stride);
+  } else if (p.head_dim == 32) {
+    select_bytes<8>(p, bh, first, last, wanted, selected.get(), stride);
+  } else if (p.head_dim == 64) {
+    select_bytes<16>(p, bh, first, last, wanted, selected.get(), stride);
+  } else {
+    select_bytes<0>(p, bh, first, last, wanted, selected.get(), stride);
+  }
+  Buffer<Floats> scores(block_score_floats(last - first, wanted) / kLanes);
+  attend_function(p.head_dim)(query_block(p, bh, first, last - first, selected.get(), stride, wanted),
+                              reinterpret_cast<float*>(scores.get()));
 }
 
-const SignMatchKernels kKernels = {SMA_STR(SMA_ISA), pack_keys, attend};
+const SignMatchKernels kKernels = {SMA_STR(SMA_ISA), sign_bytes, pack_keys, attend};
 
 }  // namespace
 

@@ -11,15 +11,12 @@
 
 namespace onnx_approx {
 
-// Keys are handled in chunks of 256: per chunk and head dimension, one 256-bit plane holds the
-// sign bits of 256 keys (bit j of the plane = signbit of key j's value in that dimension).
-constexpr int64_t kChunkKeys = 256;
-constexpr int64_t kChunkWords = kChunkKeys / 64;
+// Keys are padded to a multiple of kKeyAlign; the padding keys are invalid (never selected).
+constexpr int64_t kKeyAlign = 64;
 
-// One plane; the kernels load planes as aligned 256-bit vectors.
-struct alignas(32) PlaneWords {
-  uint64_t words[kChunkWords];
-};
+// Per key, the validity byte in SignMatchProblem::key_init.
+constexpr int8_t kValidKey = 1;
+constexpr int8_t kInvalidKey = -128;
 
 struct SignMatchProblem {
   const float* q;  // [B, H, Sq, D]
@@ -29,16 +26,19 @@ struct SignMatchProblem {
   int64_t batch, heads, q_len, k_len, head_dim;
   int64_t top_k;  // >= 1
   float scale;
-  int64_t chunks;             // ceil(k_len / kChunkKeys)
-  int64_t query_block;        // queries per parallel task
-  PlaneWords* key_planes;     // [B*H][chunks][head_dim], filled by pack_keys
-  const uint64_t* key_valid;  // [B][chunks][kChunkWords]: bit set = valid key (never beyond k_len)
-  const int64_t* valid_count;  // [B]: number of valid keys
+  int64_t padded_keys;          // k_len rounded up to kKeyAlign
+  int64_t query_block;          // queries per parallel task
+  uint8_t* key_signs;           // [B*H][sign_bytes(...)], filled by pack_keys, layout private to the kernel
+  int64_t sign_bytes_per_head;  // sign_bytes(k_len, head_dim) of the kernels in use
+  const int8_t* key_init;       // [B][padded_keys]: kValidKey or kInvalidKey (padding and beyond k_len)
+  const int64_t* valid_count;   // [B]: number of valid keys
 };
 
 struct SignMatchKernels {
   const char* isa;
-  // Fills problem.key_planes for one (batch, head) pair; task = b * heads + h.
+  // Bytes of packed key signs per (batch, head) pair, a multiple of 64.
+  int64_t (*sign_bytes)(int64_t k_len, int64_t head_dim);
+  // Fills the key signs of one (batch, head) pair; task = b * heads + h.
   void (*pack_keys)(const SignMatchProblem& problem, size_t task);
   // Computes the output rows of one block of queries of one (batch, head) pair;
   // task = (b * heads + h) * blocks + block.

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -29,8 +30,8 @@ namespace {
 
 constexpr const char* kDomain = "ai.onnx_approx";
 constexpr const char* kOpType = "SignMatchAttention";
-constexpr int64_t kQueryBlock = 32;
-constexpr int64_t kMaxHeadDim = 65535;
+constexpr int64_t kQueryBlock = 256;
+constexpr int64_t kMaxKeys = (int64_t{1} << 31) - kKeyAlign;  // key indices are int32 in the kernel
 
 [[noreturn]] void fail(const std::string& message) {
   throw Ort::Exception(std::string(kOpType) + ": " + message, ORT_INVALID_ARGUMENT);
@@ -41,6 +42,20 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
   return text + "]";
 }
+
+// Uninitialized bytes starting on a cache line: the kernel's vector loads then never straddle two lines.
+class CacheAlignedBytes {
+ public:
+  explicit CacheAlignedBytes(size_t size) : raw_(new uint8_t[size + kLine]) {
+    data_ = raw_.get() + (kLine - reinterpret_cast<uintptr_t>(raw_.get()) % kLine) % kLine;
+  }
+  uint8_t* data() const { return data_; }
+
+ private:
+  static constexpr size_t kLine = 64;
+  std::unique_ptr<uint8_t[]> raw_;
+  uint8_t* data_;
+};
 
 const SignMatchKernels* select_kernels(std::string* error) {
   const char* forced = std::getenv("ONNX_APPROX_OPS_ISA");
@@ -97,12 +112,17 @@ struct SignMatchKernel {
     }
     if (shapes[2] != ks) fail("V " + shape_text(shapes[2]) + " must have the shape of K " + shape_text(ks));
     const int64_t batch = qs[0], heads = qs[1], q_len = qs[2], k_len = ks[2], dim = qs[3];
-    if (dim > kMaxHeadDim) fail("head dimension " + std::to_string(dim) + " is above the supported 65535");
+    if (k_len > kMaxKeys) fail("key length " + std::to_string(k_len) + " is above the supported " + std::to_string(kMaxKeys));
 
-    const int64_t chunks = (k_len + kChunkKeys - 1) / kChunkKeys;
-    std::vector<uint64_t> key_valid(static_cast<size_t>(batch * chunks * kChunkWords), 0);
-    std::vector<int64_t> valid_count(static_cast<size_t>(batch), k_len);
+    // Per key: kValidKey or kInvalidKey (masked out, or padding up to a multiple of kKeyAlign).
+    const int64_t padded_keys = (k_len + kKeyAlign - 1) / kKeyAlign * kKeyAlign;
+    CacheAlignedBytes init_bytes(static_cast<size_t>(batch * padded_keys));
+    int8_t* key_init = reinterpret_cast<int8_t*>(init_bytes.data());
+    std::memset(key_init, kInvalidKey, static_cast<size_t>(batch * padded_keys));
+    std::vector<int64_t> valid_count(static_cast<size_t>(batch), 0);
     Ort::ConstValue mask = context.GetInputCount() > 3 ? context.GetInput(3) : Ort::ConstValue{nullptr};
+    const bool* as_bool = nullptr;
+    const int64_t* as_int = nullptr;
     if (mask) {
       const Ort::TensorTypeAndShapeInfo info = mask.GetTensorTypeAndShapeInfo();
       const std::vector<int64_t> ms = info.GetShape();
@@ -110,23 +130,15 @@ struct SignMatchKernel {
         fail("key_padding_mask must have shape [B, Sk] = " + shape_text({batch, k_len}) + ", got " + shape_text(ms));
       }
       const ONNXTensorElementDataType type = info.GetElementType();
-      const bool* as_bool = type == ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL ? mask.GetTensorData<bool>() : nullptr;
-      const int64_t* as_int = type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 ? mask.GetTensorData<int64_t>() : nullptr;
+      if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL) as_bool = mask.GetTensorData<bool>();
+      if (type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) as_int = mask.GetTensorData<int64_t>();
       if (!as_bool && !as_int) fail("key_padding_mask must be bool or int64");
-      for (int64_t b = 0; b < batch; ++b) {
-        int64_t n = 0;
-        for (int64_t j = 0; j < k_len; ++j) {
-          const bool ok = as_bool ? as_bool[b * k_len + j] : as_int[b * k_len + j] != 0;
-          if (ok) key_valid[static_cast<size_t>(b * chunks * kChunkWords + j / 64)] |= uint64_t{1} << (j % 64);
-          n += ok;
-        }
-        valid_count[static_cast<size_t>(b)] = n;
-      }
-    } else {
-      for (int64_t b = 0; b < batch; ++b) {
-        for (int64_t j = 0; j < k_len; ++j) {
-          key_valid[static_cast<size_t>(b * chunks * kChunkWords + j / 64)] |= uint64_t{1} << (j % 64);
-        }
+    }
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t j = 0; j < k_len; ++j) {
+        const bool ok = as_bool ? as_bool[b * k_len + j] : as_int ? as_int[b * k_len + j] != 0 : true;
+        key_init[b * padded_keys + j] = ok ? kValidKey : kInvalidKey;
+        valid_count[static_cast<size_t>(b)] += ok;
       }
     }
 
@@ -137,7 +149,6 @@ struct SignMatchKernel {
       return;
     }
 
-    std::vector<PlaneWords> key_planes(static_cast<size_t>(batch * heads * chunks * dim));
     SignMatchProblem problem{};
     problem.q = data[0];
     problem.k = data[1];
@@ -150,10 +161,12 @@ struct SignMatchKernel {
     problem.head_dim = dim;
     problem.top_k = top_k;
     problem.scale = std::isnan(scale) ? 1.0f / std::sqrt(static_cast<float>(dim)) : scale;
-    problem.chunks = chunks;
+    problem.padded_keys = padded_keys;
     problem.query_block = kQueryBlock;
-    problem.key_planes = key_planes.data();
-    problem.key_valid = key_valid.data();
+    problem.sign_bytes_per_head = kernels->sign_bytes(k_len, dim);
+    CacheAlignedBytes key_signs(static_cast<size_t>(batch * heads * problem.sign_bytes_per_head));  // pack_keys fills it
+    problem.key_signs = key_signs.data();
+    problem.key_init = key_init;
     problem.valid_count = valid_count.data();
 
     // Tasks run on ORT's intra-op thread pool; a failure there (out of memory) is reported after.

@@ -125,3 +125,21 @@ def test_rounds_resume_after_a_kill_without_retraining(workspace, tmp_path, monk
     assert not (out / "rounds").exists()
     report = (out / "report.md").read_text()
     assert "over 2 rounds of search and recovery" in report and "| round 2 recovered | dev |" in report
+
+
+def test_smaller_keeps_the_training_vocabulary_and_reports_it(workspace, tmp_path):
+    from onnx_approx.vocabulary import task_vocabulary, unknown_fraction
+
+    _, folder, files, data_args = workspace
+    args = ["approximate", "--model", str(folder), *data_args, "--goal", "smaller", "--max-rel-drop", "0",
+            "--patience", "1", "--recover-epochs", "0"]
+    assert main([*args, "--prune-vocab", "--out", str(tmp_path / "small")]) == 0
+    plan = Plan.load(tmp_path / "small" / "plan.json")
+    tokenizer = load_model(folder).tokenizer
+    train, dev = (load_table(files[split], "sentence")[1] for split in ("train", "dev"))
+    assert plan.vocab_kept == task_vocabulary(tokenizer, train)
+    unknown = unknown_fraction(tokenizer, dev, plan.vocab_kept)
+    assert f"| vocabulary (training examples' tokens; {unknown:.2%} of dev tokens read as [UNK]) | 128 |" \
+        in (tmp_path / "small" / "report.md").read_text()
+    assert main([*args, "--out", str(tmp_path / "all")]) == 0
+    assert Plan.load(tmp_path / "all" / "plan.json").vocab_kept is None

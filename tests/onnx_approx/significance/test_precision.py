@@ -22,6 +22,7 @@ def numpy_int4(w: np.ndarray, block: int = 32) -> np.ndarray:
         for start in range(0, w.shape[1], block):
             chunk = w[r, start:start + block]
             scale = np.float32(np.abs(chunk).max()) / np.float32(7)
+            scale = np.float32(np.float16(min(scale, np.float32(65504))))  # stored as float16
             if scale > 0:
                 out[r, start:start + block] = np.clip(np.round(chunk / scale), -8, 7).astype(np.float32) * scale
     return out
@@ -50,6 +51,12 @@ class TestFakeQuantize:
     def test_int4_rounds_half_to_even(self, weight):
         got = fake_quantize(torch.from_numpy(weight), "int4").numpy()
         assert got[4, :4].tolist() == [7.0, 0.0, -0.0, 2.0]
+
+    def test_int4_scales_are_float16(self):
+        w = torch.tensor([[7 * 1.0001] + [0.0] * 31, [7e6] + [1e5] * 31])  # 1.0001 and 1e6 are no float16
+        got = fake_quantize(w, "int4")
+        assert got[0, 0].item() == 7 * float(np.float16(1.0001))
+        assert got[1, 0].item() == 7 * 65504.0 and got[1, 1].item() == 2 * 65504.0  # the largest float16 scale
 
     def test_fp32_passes_through_and_unknown_fails(self, weight):
         w = torch.from_numpy(weight)
