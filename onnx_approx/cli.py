@@ -52,14 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+OWN_LOGGERS = ("onnx_approx", "graph_passes")
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    # Our own progress at INFO; the libraries we drive (onnx_ir, onnxscript, ORT's quantizer) only warn,
+    # unless --verbose asks for everything.
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.INFO)
     try:
         return int(args._run(args) or 0)
     except (CLIError, ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:

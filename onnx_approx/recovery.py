@@ -17,7 +17,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from onnx_approx.approximate import apply_plan_torch
-from onnx_approx.data import TaskSpec
+from onnx_approx.data import TaskSpec, subsample
 from onnx_approx.modeling import load_model
 from onnx_approx.plan import Plan
 from onnx_approx.pruning import scatter_into
@@ -45,7 +45,8 @@ class RecoveryConfig:
 
 def recover(model: nn.Module, plan: Plan, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, examples: list,
             config: RecoveryConfig, *, uses_token_type_ids: bool, max_seq_len: int) -> tuple[nn.Module, dict[str, Any]]:
-    """Train `plan` applied to `model` (or to `config.start_from`) on `examples`.
+    """Train `plan` applied to `model` (or to `config.start_from`) on `examples` (a seeded subset of
+    `config.max_train_samples` of them when set).
 
     Returns (full-size model holding the trained weights, training summary); `model` is not changed.
     Apply the plan to the returned model (`apply_plan_torch`) for the trained approximated model.
@@ -54,8 +55,9 @@ def recover(model: nn.Module, plan: Plan, tokenizer: PreTrainedTokenizerBase, ta
     full = copy.deepcopy(start)
     pruned = apply_plan_torch(start, plan, mode="prune")
     train_config = config.train_config(max_seq_len)
-    log.info("recovery: %.2g epochs at lr %.1e from %s", train_config.epochs, train_config.lr,
-             config.start_from or "the fine-tuned model")
+    examples = subsample(examples, config.max_train_samples, config.seed)
+    log.info("recovery: %.2g epochs on %d examples at lr %.1e from %s", train_config.epochs, len(examples),
+             train_config.lr, config.start_from or "the fine-tuned model")
     summary = train(pruned, tokenizer, task, examples, train_config, uses_token_type_ids=uses_token_type_ids)
     summary["start_from"] = config.start_from or "fine-tuned"
     return scatter_into(full, pruned, plan).eval(), summary

@@ -17,10 +17,9 @@ from typing import Any
 
 from onnx_approx.approximation import PLAN_FILE
 from onnx_approx.approximation import REPORT_FILE as APPROXIMATION_REPORT
-from onnx_approx.bench import FP32_BASELINE, BenchResult
+from onnx_approx.bench import BENCH_JSON, BENCH_MD, FP32_BASELINE, PARETO_PNG, BenchResult
 from onnx_approx.finetune import METRICS_FILE
 from onnx_approx.io_utils import atomic_write_bytes, atomic_write_text, read_json
-from onnx_approx.bench import BENCH_JSON, BENCH_MD, PARETO_PNG
 from onnx_approx.pipeline.bench_step import model_engine
 from onnx_approx.pipeline.runner import MARKER_FILE, StepRecord
 from onnx_approx.pipeline.steps import EVALUATION_FILE, RunContext

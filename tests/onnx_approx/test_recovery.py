@@ -34,3 +34,13 @@ def test_recovery_trains_what_the_plan_keeps(lively_model, synthetic_sentences, 
     assert torch.equal(after[ffn], start[ffn])  # removed FFN block
     value = "bert.encoder.layer.1.attention.self.value.weight"
     assert not torch.equal(after[value], start[value])  # the int8 matrix's fp32 latent weight learned (STE)
+
+
+def test_recovery_trains_on_a_subset_when_asked(lively_model, synthetic_sentences):
+    model, tokenizer, _ = lively_model("bert")
+    plan = Plan.identity("bert", spec_for("bert").dims(model.config))
+    examples = [Example(t, None, y, f"s:{i}") for i, (t, y) in enumerate(synthetic_sentences(16))]
+    config = RecoveryConfig(epochs=1, batch_size=4, max_train_samples=6)
+    _, summary = recover(model, plan, tokenizer, get_task("sst2"), examples, config,
+                         uses_token_type_ids=True, max_seq_len=32)
+    assert summary["steps"] == 2  # 6 of the 16 examples in batches of 4

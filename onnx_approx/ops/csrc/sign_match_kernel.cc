@@ -6,21 +6,20 @@
 //
 // Key signs are packed as nibbles: the sign bits of four consecutive dimensions of one key form a
 // number 0..15 stored in one byte, and 32 keys' bytes of the same four dimensions form one 32-byte
-// vector. Per query the work is:
-//  1. match counts of all keys as bytes: for each group of four dimensions, a 16-entry table maps a
-//     key nibble to the number of its bits equal to the query's (XNOR + popcount in one byte
+// vector. Per block of queries (one parallel task) the work is:
+//  1. per query, the match counts of all keys as bytes: for each four dimensions, a 16-entry table
+//     maps a key nibble to the number of its bits equal to the query's (XNOR + popcount in one byte
 //     shuffle on SSSE3/AVX2; a few shifts and masks elsewhere), and the tables' values add up per
 //     key. Counts start at 1 for valid keys and at -128 for invalid ones, so an invalid key never
-//     reaches a threshold >= 1. Keys go in tiles of kTileGroups * 32 whose signs stay in L1 cache
-//     for a few queries at a time.
+//     reaches a threshold >= 1. A few queries share each tile of keys while its signs are in L1.
 //  2. the threshold t (the largest count reached by at least K valid keys) by counting, not
-//     sorting: while counting, the keys at or above a window of four thresholds around the
-//     previous query's t are counted too (two byte ops per 32 keys each); when t lies outside,
-//     further passes over the stored counts narrow it down. Then one pass takes every key above t
-//     and the lowest-index keys equal to t (ties to the lower index).
-//  3. exact softmax attention over the selected keys (vectorized dot products, exp, weighted sum).
-//     The rows of the next query's keys are prefetched while the current one is computed.
-// Head dimensions above kMaxByteDim (counts would overflow a byte) take a plain scalar path.
+//     sorting: the counting loop also counts the keys at or above a few thresholds around the
+//     previous query's t, which nearby queries mostly share; when t lies outside, passes over the
+//     stored counts narrow it down. Then one pass takes every key above t and the lowest-index
+//     keys equal to t (ties to the lower index).
+//  3. exact softmax attention of the block's queries over their selected keys: all scores, then all
+//     softmax weights, then all weighted sums of value rows (vectorized, with a polynomial exp).
+// Head dimensions above kMaxByteDim (counts would overflow a byte) count and select on a scalar path.
 #include "sign_match_kernel.h"
 
 #include <cstring>
@@ -41,11 +40,13 @@
 namespace onnx_approx {
 namespace {
 
-constexpr int64_t kGroupKeys = 32;    // keys per byte vector
-constexpr int64_t kTileGroups = 32;   // groups of keys counted for one query before the next
-constexpr int64_t kQueryTile = 4;     // queries counted together against each tile of keys
-constexpr int kWindow = 4;            // thresholds counted per pass
-constexpr int64_t kMaxByteDim = 124;  // 1 + matches (padded to 4 dimensions) stays <= 127
+// The constants below were tuned by measurement on an AMD EPYC (Zen 3) with AVX2.
+constexpr int64_t kGroupKeys = 32;     // keys per byte vector
+constexpr int64_t kTileGroups = 32;    // groups of keys counted for one query before the next
+constexpr int64_t kQueryTile = 4;      // queries counted together against each tile of keys
+constexpr int kWindow = 4;             // thresholds counted per pass over stored counts
+constexpr int64_t kDenseBits = 2;      // selected keys per 64 from which append_dense pays
+constexpr int64_t kMaxByteDim = 124;   // 1 + matches (padded to 4 dimensions) stays <= 127
 constexpr int64_t kFlushGroups = 248;  // byte tallies are summed before they can overflow (< 256)
 
 typedef int8_t Bytes __attribute__((vector_size(32)));
@@ -146,7 +147,8 @@ inline Bytes query_nibble(unsigned nibble) { return load_bytes(kNibbleTables.tab
 
 inline Bytes nibble_matches(Bytes query, Bytes keys) {
 #if defined(__AVX2__)
-  return reinterpret_cast<Bytes>(_mm256_shuffle_epi8(reinterpret_cast<__m256i>(query), reinterpret_cast<__m256i>(keys)));
+  const __m256i table = reinterpret_cast<__m256i>(query);
+  return reinterpret_cast<Bytes>(_mm256_shuffle_epi8(table, reinterpret_cast<__m256i>(keys)));
 #else
   __m128i q[2], k[2];
   std::memcpy(q, &query, sizeof(q));
@@ -437,17 +439,17 @@ class Buffer {
   T* data_;
 };
 
-// Match counts of `n_groups` (< 256) groups of keys against one query, stored to `counts`.
-// kNibbles > 0 fixes the nibble count, so that the query's tables can stay in registers; kStep
-// groups share each table load (n_groups must be a multiple of kStep). With kTally, at_least[w]
-// also gains the number of keys whose count exceeds above[w]: measured, this pays where the table
-// lookups leave room (16 nibbles), and costs more than a separate count_at_least pass where they
-// don't (8 nibbles: too few registers for tables and tallies).
-template <int kNibbles, int kStep, bool kTally>
-void count_groups(const Bytes* query, const uint8_t* signs, int64_t runtime_nibbles, const int8_t* init,
-                  int64_t n_groups, const Bytes* above, int8_t* counts, int64_t* at_least) {
+// Match counts of `n_groups` (< 256) groups of keys against one query, stored to `counts`; at_least[w]
+// gains the number of those keys whose count exceeds above[w], for kTallies thresholds. kNibbles > 0
+// fixes the nibble count, so that the query's tables can stay in registers; kStep groups share each
+// table load (n_groups must be a multiple of kStep). `__restrict`: the byte stores to `counts` could
+// alias anything else, and the tables would be reloaded for every group.
+template <int kNibbles, int kStep, int kTallies>
+void count_groups(const Bytes* __restrict query, const uint8_t* signs, int64_t runtime_nibbles,
+                  const int8_t* init, int64_t n_groups, const Bytes* __restrict above, int8_t* __restrict counts,
+                  int64_t* at_least) {
   const int64_t nibbles = kNibbles > 0 ? kNibbles : runtime_nibbles;
-  Bytes tally[kWindow] = {};  // per byte lane, at most n_groups
+  Bytes tally[kTallies] = {};  // per byte lane, at most n_groups
   for (int64_t g = 0; g < n_groups; g += kStep) {
     const uint8_t* keys = signs + g * nibbles * kGroupKeys;
     Bytes acc[kStep];
@@ -458,29 +460,26 @@ void count_groups(const Bytes* query, const uint8_t* signs, int64_t runtime_nibb
     }
     for (int i = 0; i < kStep; ++i) {
       store_bytes(counts + (g + i) * kGroupKeys, acc[i]);
-      if (kTally) {
-        for (int w = 0; w < kWindow; ++w) tally[w] -= acc[i] > above[w];  // a true comparison is -1
-      }
+      for (int w = 0; w < kTallies; ++w) tally[w] -= acc[i] > above[w];  // a true comparison is -1
     }
   }
-  if (kTally) {
-    for (int w = 0; w < kWindow; ++w) at_least[w] += byte_sum(tally[w]);
-  }
+  for (int w = 0; w < kTallies; ++w) at_least[w] += byte_sum(tally[w]);
 }
 
-// at_least[w] = number of keys whose stored count is >= thresholds[w].
+// at_least[w] = number of keys whose stored count is >= thresholds[w], for kCount thresholds.
+template <int kCount>
 void count_at_least(const int8_t* counts, int64_t groups, const int64_t* thresholds, int64_t* at_least) {
-  Bytes above[kWindow], tally[kWindow];
-  for (int w = 0; w < kWindow; ++w) {
+  Bytes above[kCount], tally[kCount];
+  for (int w = 0; w < kCount; ++w) {
     above[w] = splat(thresholds[w] - 1);
     tally[w] = Bytes{};
     at_least[w] = 0;
   }
   for (int64_t g = 0; g < groups; ++g) {
     const Bytes c = load_bytes(counts + g * kGroupKeys);
-    for (int w = 0; w < kWindow; ++w) tally[w] -= c > above[w];
+    for (int w = 0; w < kCount; ++w) tally[w] -= c > above[w];
     if ((g + 1) % kFlushGroups == 0 || g + 1 == groups) {
-      for (int w = 0; w < kWindow; ++w) {
+      for (int w = 0; w < kCount; ++w) {
         at_least[w] += byte_sum(tally[w]);
         tally[w] = Bytes{};
       }
@@ -491,9 +490,9 @@ void count_at_least(const int8_t* counts, int64_t groups, const int64_t* thresho
 // The interval search for the threshold: at_least(lo) >= wanted > at_least(hi) = count_hi.
 struct ThresholdSearch {
   int64_t lo, hi, count_hi;
-  // Takes the counts of keys at or above ascending thresholds.
-  void update(const int64_t* thresholds, const int64_t* at_least, int64_t wanted) {
-    for (int w = 0; w < kWindow; ++w) {
+  // Takes the counts of keys at or above `count` ascending thresholds.
+  void update(const int64_t* thresholds, const int64_t* at_least, int count, int64_t wanted) {
+    for (int w = 0; w < count; ++w) {
       const int64_t t = thresholds[w];
       if (t <= lo) continue;
       if (t >= hi) break;
@@ -508,15 +507,70 @@ struct ThresholdSearch {
   }
 };
 
+// Appending the positions of the set bits of `w` (plus `base`) to out[n...]; both ways write up to
+// kAppendSlack entries past the new end (the buffers have that room).
+constexpr int64_t kAppendSlack = 8;
+
+// Two positions at a time: a word with up to two bits (the common case with few selected keys) takes
+// no branch that can be mispredicted.
+inline int64_t append_sparse(uint64_t w, int32_t base, int32_t* out, int64_t n) {
+  const int64_t count = popcount64(w);
+  int32_t* o = out + n;
+  constexpr uint64_t kTop = uint64_t{1} << 63;  // keeps ctz defined once w runs out of bits
+  do {
+    o[0] = base + __builtin_ctzll(w | kTop);
+    w &= w - 1;
+    o[1] = base + __builtin_ctzll(w | kTop);
+    w &= w - 1;
+    o += 2;
+  } while (w);
+  return n + count;
+}
+
+// The positions of the set bits of each byte value, padded with zeros.
+struct BytePositions {
+  uint8_t of[256][8];
+};
+
+constexpr BytePositions make_byte_positions() {
+  BytePositions t{};
+  for (int b = 0; b < 256; ++b) {
+    int n = 0;
+    for (int i = 0; i < 8; ++i) {
+      if (b >> i & 1) t.of[b][n++] = static_cast<uint8_t>(i);
+    }
+  }
+  return t;
+}
+
+constexpr BytePositions kBytePositions = make_byte_positions();
+
+// A byte of the word at a time from a table, without any branch: pays where the words hold several
+// bits each (many selected keys), as a loop per bit mispredicts its end at almost every word.
+inline int64_t append_dense(uint64_t w, int32_t base, int32_t* out, int64_t n) {
+  for (int i = 0; i < 8; ++i) {
+    const unsigned byte = (w >> (8 * i)) & 255;
+    const uint8_t* positions = kBytePositions.of[byte];
+#if defined(__AVX2__)
+    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(positions));
+    const __m256i indices = _mm256_add_epi32(_mm256_cvtepu8_epi32(bytes), _mm256_set1_epi32(base + 8 * i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + n), indices);
+#else
+    for (int j = 0; j < 8; ++j) out[n + j] = base + 8 * i + positions[j];
+#endif
+    n += popcount64(byte);
+  }
+  return n;
+}
+
 // Every key above `t`, and the lowest-index keys at `t` until `wanted` keys are taken (`count_above`
-// keys are above t), into selected[0 .. wanted), ascending. First one bit mask per 64 keys into
-// `masks` (groups / 2 words), then one pass over the set bits: measured, this beats appending each
-// word's keys as it is made, whose loops mispredict at every word.
-void select_keys(const int8_t* counts, int64_t groups, int64_t t, int64_t count_above, int64_t wanted, uint64_t* masks,
+// keys are above t), into selected[0 .. wanted), ascending. kDense: appending with append_dense.
+template <bool kDense>
+void select_keys(const int8_t* counts, int64_t groups, int64_t t, int64_t count_above, int64_t wanted,
                  int32_t* selected) {
   const Bytes threshold = splat(t);
   int64_t ties = wanted - count_above;
-  int64_t g = 0;
+  int64_t n = 0, g = 0;
   for (; ties > 0 && g < groups; g += 2) {  // groups is even: kKeyAlign = 2 * kGroupKeys
     const Bytes c0 = load_bytes(counts + g * kGroupKeys);
     const Bytes c1 = load_bytes(counts + (g + 1) * kGroupKeys);
@@ -530,19 +584,15 @@ void select_keys(const int8_t* counts, int64_t groups, int64_t t, int64_t count_
       take |= lowest_bits(at, ties);
       ties = 0;
     }
-    masks[g / 2] = take;
+    n = kDense ? append_dense(take, static_cast<int32_t>(g * kGroupKeys), selected, n)
+               : append_sparse(take, static_cast<int32_t>(g * kGroupKeys), selected, n);
   }
-  for (; g < groups; g += 2) {
+  for (; g < groups; g += 2) {  // keys above t only
     const Bytes c0 = load_bytes(counts + g * kGroupKeys);
     const Bytes c1 = load_bytes(counts + (g + 1) * kGroupKeys);
-    masks[g / 2] = byte_mask(c0 > threshold) | static_cast<uint64_t>(byte_mask(c1 > threshold)) << 32;
-  }
-  int64_t word = 0;
-  uint64_t bits = masks[0];
-  for (int64_t n = 0; n < wanted; ++n) {  // the masks hold exactly `wanted` bits
-    while (bits == 0) bits = masks[++word];
-    selected[n] = static_cast<int32_t>(word * 64 + __builtin_ctzll(bits));
-    bits &= bits - 1;
+    const uint64_t take = byte_mask(c0 > threshold) | static_cast<uint64_t>(byte_mask(c1 > threshold)) << 32;
+    n = kDense ? append_dense(take, static_cast<int32_t>(g * kGroupKeys), selected, n)
+               : append_sparse(take, static_cast<int32_t>(g * kGroupKeys), selected, n);
   }
 }
 
@@ -558,28 +608,30 @@ void select_bytes(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t 
   const int64_t max_count = 1 + 4 * nibbles;  // valid keys count 1 + matches, padding dimensions match
   const uint8_t* signs = p.key_signs + bh * p.sign_bytes_per_head;
   const int8_t* init = p.key_init + bh / p.heads * p.padded_keys;
-  // Few nibbles: the tables stay in registers, the window is counted apart (see count_groups).
+  // With few nibbles, the tables stay in registers, and so do the tallies of two thresholds (the
+  // threshold mostly repeats there): four would spill. Otherwise kCountStep groups share each load of
+  // a table, and four tallies fit.
   constexpr bool kFew = kNibbles > 0 && kNibbles <= 8;
-  constexpr int64_t kCountStep = kFew ? 1 : 4;  // groups sharing each load of a query table
-  constexpr bool kTally = !kFew;
+  constexpr int64_t kCountStep = kFew ? 1 : 4;
+  constexpr int kTallies = kFew ? 2 : kWindow;
 
   Buffer<Bytes> query_nibbles(kQueryTile * nibbles);
   Buffer<Bytes> count_vectors(kQueryTile * groups);
-  Buffer<uint64_t> masks(groups / 2);
   int8_t* const all_counts = reinterpret_cast<int8_t*>(count_vectors.get());
   int64_t guess = 1 + 2 * nibbles + nibbles / 2;  // the last threshold found
+  const bool dense = wanted * 64 >= kDenseBits * p.valid_count[bh / p.heads];  // selected keys per 64
 
   for (int64_t q0 = first; q0 < last; q0 += kQueryTile) {
     const int64_t nq = last - q0 < kQueryTile ? last - q0 : kQueryTile;
     // Counts of every key for nq queries, a tile of keys at a time, and the number of keys at or
-    // above guess - 1 .. guess + 2: nearby queries have similar thresholds.
-    int64_t window[kWindow];
-    Bytes above[kWindow];
-    for (int w = 0; w < kWindow; ++w) {
-      window[w] = guess - 1 + w;
+    // above kTallies thresholds around the last one: nearby queries have similar thresholds.
+    int64_t window[kTallies];
+    Bytes above[kTallies];
+    for (int w = 0; w < kTallies; ++w) {
+      window[w] = guess - (kTallies - 1) / 2 + w;
       above[w] = splat(window[w] - 1);
     }
-    int64_t at_least[kQueryTile][kWindow] = {};
+    int64_t at_least[kQueryTile][kTallies] = {};
     for (int64_t i = 0; i < nq; ++i) {
       uint64_t words[2];  // kMaxByteDim <= 128
       sign_words(p.q + (bh * p.q_len + q0 + i) * dim, dim, words);
@@ -593,31 +645,38 @@ void select_bytes(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t 
       for (int64_t i = 0; i < nq; ++i) {
         const Bytes* query = query_nibbles.get() + i * nibbles;
         int8_t* counts = all_counts + i * p.padded_keys;
-        count_groups<kNibbles, kCountStep, kTally>(query, signs + g * nibbles * kGroupKeys, nibbles,
-                                                   init + g * kGroupKeys, stepped, above, counts + g * kGroupKeys,
-                                                   at_least[i]);
+        count_groups<kNibbles, kCountStep, kTallies>(query, signs + g * nibbles * kGroupKeys, nibbles,
+                                                     init + g * kGroupKeys, stepped, above, counts + g * kGroupKeys,
+                                                     at_least[i]);
         if (stepped < n_groups) {
           const int64_t r = g + stepped;
-          count_groups<kNibbles, 2, kTally>(query, signs + r * nibbles * kGroupKeys, nibbles, init + r * kGroupKeys,
-                                            n_groups - stepped, above, counts + r * kGroupKeys, at_least[i]);
+          count_groups<kNibbles, 2, kTallies>(query, signs + r * nibbles * kGroupKeys, nibbles,
+                                              init + r * kGroupKeys, n_groups - stepped, above,
+                                              counts + r * kGroupKeys, at_least[i]);
         }
       }
     }
-    // Threshold and selection per query: the window first, then thresholds spread over the
-    // interval still open.
+    // Threshold and selection per query: the window first, then thresholds spread over the interval
+    // still open.
     for (int64_t i = 0; i < nq; ++i) {
       const int8_t* counts = all_counts + i * p.padded_keys;
       ThresholdSearch search{1, max_count + 1, 0};  // every valid key counts >= 1
-      if (!kTally) count_at_least(counts, groups, window, at_least[i]);
-      search.update(window, at_least[i], wanted);
+      search.update(window, at_least[i], kTallies, wanted);
       while (search.hi - search.lo > 1) {
         int64_t thresholds[kWindow], n[kWindow];
-        for (int w = 0; w < kWindow; ++w) thresholds[w] = search.lo + (search.hi - search.lo) * (w + 1) / (kWindow + 1);
-        count_at_least(counts, groups, thresholds, n);
-        search.update(thresholds, n, wanted);
+        for (int w = 0; w < kWindow; ++w) {
+          thresholds[w] = search.lo + (search.hi - search.lo) * (w + 1) / (kWindow + 1);
+        }
+        count_at_least<kWindow>(counts, groups, thresholds, n);
+        search.update(thresholds, n, kWindow, wanted);
       }
       guess = search.lo;
-      select_keys(counts, groups, search.lo, search.count_hi, wanted, masks.get(), selected + (q0 + i - first) * stride);
+      int32_t* out = selected + (q0 + i - first) * stride;
+      if (dense) {
+        select_keys<true>(counts, groups, search.lo, search.count_hi, wanted, out);
+      } else {
+        select_keys<false>(counts, groups, search.lo, search.count_hi, wanted, out);
+      }
     }
   }
 }
@@ -661,6 +720,7 @@ void select_words(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tasks: one block of queries of one (batch, head) pair.
 
 QueryBlock query_block(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t nq, const int32_t* selected,
                        int64_t stride, int64_t n) {
@@ -679,7 +739,8 @@ void attend_all(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t la
   for (int64_t j = 0; j < p.k_len; ++j) {
     if (init[j] == kValidKey) selected.get()[n++] = static_cast<int32_t>(j);
   }
-  const int64_t per_block = kMaxScores / block_score_floats(1, n) > 1 ? kMaxScores / block_score_floats(1, n) : 1;
+  const int64_t fit = kMaxScores / block_score_floats(1, n);
+  const int64_t per_block = fit > 1 ? fit : 1;
   const int64_t nq = last - first < per_block ? last - first : per_block;
   Buffer<Floats> scores(block_score_floats(nq, n) / kLanes);
   const AttendFunction attend_block = attend_function(p.head_dim);
@@ -698,13 +759,16 @@ void attend(const SignMatchProblem& p, size_t task) {
   const int64_t n_valid = p.valid_count[bh / p.heads];
   const int64_t wanted = p.top_k < n_valid ? p.top_k : n_valid;
   if (wanted == 0) {
-    std::memset(p.out + (bh * p.q_len + first) * p.head_dim, 0, sizeof(float) * static_cast<size_t>((last - first) * p.head_dim));
+    float* out = p.out + (bh * p.q_len + first) * p.head_dim;
+    std::memset(out, 0, sizeof(float) * static_cast<size_t>((last - first) * p.head_dim));
     return;
   }
   if (wanted == n_valid) return attend_all(p, bh, first, last, n_valid);
 
+  // Queries are selected in order: one's overrun lands where the next one's keys go, the last one's in
+  // the slack.
   const int64_t stride = wanted;
-  Buffer<int32_t> selected((last - first) * stride);
+  Buffer<int32_t> selected((last - first) * stride + kAppendSlack);
   if (p.head_dim > kMaxByteDim) {
     select_words(p, bh, first, last, wanted, selected.get(), stride);
   } else if (p.head_dim == 32) {

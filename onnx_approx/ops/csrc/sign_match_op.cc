@@ -30,6 +30,8 @@ namespace {
 
 constexpr const char* kDomain = "ai.onnx_approx";
 constexpr const char* kOpType = "SignMatchAttention";
+// Queries per parallel task: the kernel's exact-attention passes go over a whole block, whose
+// queries share the key and value rows in cache (256 measured best from 64 to 512).
 constexpr int64_t kQueryBlock = 256;
 constexpr int64_t kMaxKeys = (int64_t{1} << 31) - kKeyAlign;  // key indices are int32 in the kernel
 
@@ -112,7 +114,9 @@ struct SignMatchKernel {
     }
     if (shapes[2] != ks) fail("V " + shape_text(shapes[2]) + " must have the shape of K " + shape_text(ks));
     const int64_t batch = qs[0], heads = qs[1], q_len = qs[2], k_len = ks[2], dim = qs[3];
-    if (k_len > kMaxKeys) fail("key length " + std::to_string(k_len) + " is above the supported " + std::to_string(kMaxKeys));
+    if (k_len > kMaxKeys) {
+      fail("key length " + std::to_string(k_len) + " is above the supported " + std::to_string(kMaxKeys));
+    }
 
     // Per key: kValidKey or kInvalidKey (masked out, or padding up to a multiple of kKeyAlign).
     const int64_t padded_keys = (k_len + kKeyAlign - 1) / kKeyAlign * kKeyAlign;
@@ -164,7 +168,8 @@ struct SignMatchKernel {
     problem.padded_keys = padded_keys;
     problem.query_block = kQueryBlock;
     problem.sign_bytes_per_head = kernels->sign_bytes(k_len, dim);
-    CacheAlignedBytes key_signs(static_cast<size_t>(batch * heads * problem.sign_bytes_per_head));  // pack_keys fills it
+    // Filled by pack_keys.
+    CacheAlignedBytes key_signs(static_cast<size_t>(batch * heads * problem.sign_bytes_per_head));
     problem.key_signs = key_signs.data();
     problem.key_init = key_init;
     problem.valid_count = valid_count.data();

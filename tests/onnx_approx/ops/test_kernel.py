@@ -19,13 +19,17 @@ pytestmark = pytest.mark.usefixtures("built_library")
 
 CASES = [  # batch, heads, q_len, k_len, dim, top_k
     (1, 1, 1, 1, 1, 1),
-    (3, 3, 17, 300, 33, 8),  # several key chunks, D not a multiple of 8
-    (3, 2, 40, 70, 20, 16),
+    (3, 3, 17, 300, 33, 8),  # D not a multiple of 4 or 8; few selected keys per 64 (sparse appending)
+    (3, 2, 40, 70, 20, 16),  # many selected keys per 64 (dense appending)
     (2, 2, 45, 513, 64, 13),  # D = 64 path, K not a multiple of 8
     (3, 2, 33, 257, 32, 5),  # D = 32 path
+    (2, 2, 30, 200, 32, 24),  # D = 32 path, dense appending
+    (1, 1, 300, 400, 32, 20),  # more queries than one block (256)
     (3, 1, 5, 3, 32, 8),  # top_k above the key count
+    (1, 1, 12, 3000, 8, 4000),  # every key: the queries' scores don't fit one block
     (2, 2, 9, 64, 8, 1),
     (1, 2, 7, 100, 100, 10),  # counts need 7 bits
+    (1, 2, 9, 150, 130, 12),  # D above 124: counts in words, threshold from a histogram
 ]
 
 
