@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         create_app(model, settings),
         host=args.host,
         port=args.port,
-        log_config=None,  # keep the CLI's logging setup
+        log_config=None,  # keep the CLI's logging setup,
+        log_level="info",  # but show uvicorn's own lines (the address it listens on)
         access_log=args.access_log,
         timeout_graceful_shutdown=args.graceful_timeout,
     )
