@@ -14,7 +14,6 @@ import dataclasses
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +102,12 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
     stages: dict[str, dict[str, Any]] = {"baseline": {"validation": None, "dev": metrics(loaded.model, dev)}}
     current, plan, reference, trials, seconds, recoveries = loaded.model, None, None, 0, 0.0, []
     for r in range(1, rounds + 1):
-        started = time.perf_counter()
         state_file = out_dir / (STATE_FILE if r == 1 else f"search_state.round{r}.json")
         search = Search(current, valset, layout, search_config, state_file, {**settings, "round": r},
                         analysis if r == 1 else None, start_plan=plan, reference=reference, vocabulary=vocabulary)
         plan, found, reference = search.run(), search.summary(), search.reference
         search.close()
-        seconds += time.perf_counter() - started
+        seconds += found["seconds"]
         trials += found["trials"]
         log.info("round %d search: %d trials, %d kept", r, found["trials"], len(found["accepted"]))
         stages["baseline"]["validation"] = found["baseline"]["metrics"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,6 +109,7 @@ class SearchState:
     trials: list[Trial] = field(default_factory=list)
     rankings: dict[str, list[str]] = field(default_factory=dict)
     finished: bool = False
+    seconds: float = 0.0  # search time up to the last checkpoint, over every run that resumed it
 
     def save(self, path: Path) -> None:
         data = {"format": STATE_FORMAT, **asdict(self)}
@@ -157,6 +159,7 @@ class Search:
             self.cache.commit(self.current)
         self._done = {t.candidate: t for t in self.state.trials}
         self._scores: FirstOrderScores | None = None
+        self._since = time.perf_counter()  # time not yet added to state.seconds
 
     # -- state ------------------------------------------------------------------------------------
     def _resume_or_start(self, settings: dict[str, Any], start_plan: Plan) -> SearchState:
@@ -178,6 +181,9 @@ class Search:
         return state
 
     def _checkpoint(self) -> None:
+        now = time.perf_counter()
+        self.state.seconds += now - self._since
+        self._since = now
         self.state.plan = self.plan.to_dict()
         self.state.save(self.state_path)
 
@@ -445,6 +451,7 @@ class Search:
                              "macs_per_token": macs_per_token(self.plan, self.config.seq_len),
                              "encoder_bytes": encoder_bytes(self.plan)},
             "trials": len(self.state.trials),
+            "seconds": self.state.seconds,
             "accepted": [t.candidate for t in self.state.trials if t.accepted],
         }
 

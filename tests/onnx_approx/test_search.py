@@ -1,4 +1,5 @@
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -115,8 +116,10 @@ class TestCheckpoint:
             return original_measure(self, start_layer, record, **kwargs)
 
         monkeypatch.setattr(LayerInputCache, "measure", counting_measure)
-        plan, _, trials = run_search(copy.deepcopy(model), valset, tmp_path / "b.json", "faster",
-                                     max_rel_drop=0.1, patience=4)
+        seconds_before_kill = json.loads((tmp_path / "b.json").read_text())["seconds"]
+        plan, summary, trials = run_search(copy.deepcopy(model), valset, tmp_path / "b.json", "faster",
+                                           max_rel_drop=0.1, patience=4)
+        assert 0 < seconds_before_kill < summary["seconds"]  # the report's search time spans both runs
         assert plan == reference_plan
         assert [t.candidate for t in trials] == [t.candidate for t in reference_trials]
         # baseline cache + re-measuring the resumed plan + only the trials not done before the kill
