@@ -134,11 +134,10 @@ def open_engine(
     if is_onnx_path(path):
         if plan is not None:
             raise ValueError("--plan applies to PyTorch models; an ONNX model already has its plan applied (see `passes`)")
+        from onnx_approx.bench.engines import onnx_file_of  # local: the bench builds on this module
         from onnx_approx.runtime import make_session
 
-        onnx_file = path if path.suffix == ".onnx" else path / "model.onnx"
-        if not onnx_file.is_file():
-            raise FileNotFoundError(f"ONNX model not found: {onnx_file}")
+        onnx_file = onnx_file_of(path)
         folder = onnx_file.parent
         if not (folder / "tokenizer_config.json").is_file():
             raise FileNotFoundError(f"no tokenizer files beside {onnx_file}; use a folder written by `onnx-approx export`")
