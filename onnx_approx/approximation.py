@@ -30,6 +30,7 @@ from onnx_approx.recovery import RecoveryConfig, recover
 from onnx_approx.search import Search, SearchConfig
 from onnx_approx.significance.analysis import AnalysisConfig, load_validation
 from onnx_approx.significance.gates import GateLayout
+from onnx_approx.significance.precision import table_shapes
 from onnx_approx.significance.report import load_significance
 from onnx_approx.task_data import TaskData
 from onnx_approx.vocabulary import unknown_fraction, vocabulary_fields
@@ -146,7 +147,7 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
         "bound": "" if search_config.goal == "accurate" else f", max relative drop {search_config.max_rel_drop:g}",
         "stages": stages, "search": {"trials": trials, "seconds": seconds, "rounds": rounds},
         "parameters": {"baseline": count_parameters(loaded.model), "approximated": count_parameters(approximated)},
-        "recovery": recoveries,
+        "recovery": recoveries, "tables": table_shapes(loaded.model),
     }
     if plan.vocab_kept is not None:
         unknown = None if dev is None else unknown_fraction(loaded.tokenizer, dev, plan.vocab_kept)

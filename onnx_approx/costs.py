@@ -4,8 +4,10 @@ Counted from the plan alone (hidden size = heads x head dim for the supported fa
 the search agree without building models. MACs per token at sequence length S, per layer:
 each head 4*H*d (Q, K, V, output projections) + 2*S'*d (scores and weighted sum over S' = min(S, K) keys),
 each FFN neuron 2*H. Embedding lookups and the task head are left out (they do not change).
-Bytes: fp32 4 per weight; int8 1 per weight + a 4-byte scale per output channel; int4 half a byte per
-weight + a 4-byte scale per block of 32; biases and LayerNorms stay fp32.
+Bytes, as the graph passes store them (`graph_passes/quantize.py`): fp32 4 per weight; int8 1 per weight + a
+4-byte scale per output channel (per token for an embedding table); int4 half a byte per weight + a 2-byte
+(float16) scale per block of 32; biases and LayerNorms stay fp32. The embedding tables and the task head's
+projection (`table_bytes`) follow the same rules from their shapes, which only the model knows.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ DEFAULT_SEQ_LEN = 128
 # Measured speed-up of int8 (activations and weights) over fp32 MatMuls in ORT on this machine kind
 # (DESIGN.md: 2.3-3x); the "faster" goal counts an int8 matrix as saving this share of its MACs.
 INT8_MATMUL_SPEEDUP = 2.5
+INT4_SCALE_BYTES = 2  # int4 scales are stored as float16
 
 
 def hidden_size(plan: Plan) -> int:
@@ -65,13 +68,14 @@ def matrix_shapes(plan: Plan, layer: int) -> dict[str, tuple[int, int]]:
 
 
 def weight_bytes(shape: tuple[int, int], precision: str) -> int:
+    """Bytes of a [rows, cols] weight (rows = output channels or tokens; int4 blocks run along cols)."""
     rows, cols = shape
     if rows * cols == 0:
         return 0
     if precision == "int8":
         return rows * cols + 4 * rows
     if precision == "int4":
-        return math.ceil(rows * cols / 2) + 4 * rows * math.ceil(cols / INT4_BLOCK_SIZE)
+        return math.ceil(rows * cols / 2) + INT4_SCALE_BYTES * rows * math.ceil(cols / INT4_BLOCK_SIZE)
     return 4 * rows * cols
 
 
@@ -88,3 +92,16 @@ def encoder_bytes(plan: Plan) -> int:
     return sum(sum(weight_bytes(shape, lp.precision_of(role)) + 4 * shape[0]
                    for role, shape in matrix_shapes(plan, i).items()) + per_layer_norms
                for i, lp in enumerate(plan.layers))
+
+
+def table_bytes(plan: Plan, shapes: dict[str, tuple[int, int]]) -> int:
+    """Bytes of the weights outside the encoder a plan can quantize, under its precisions: `shapes` maps a
+    table of `plan.TABLE_PRECISION_FIELDS` to its full-size [rows, cols] (embeddings: [tokens, hidden]; the
+    head's projection: [out, in]; see `significance.precision.table_shapes`). A pruned vocabulary keeps only
+    `vocab_kept` rows of the word table."""
+    total = 0
+    for table, (rows, cols) in shapes.items():
+        if table == "word" and plan.vocab_kept is not None:
+            rows = len(plan.vocab_kept)
+        total += weight_bytes((rows, cols), plan.table_precision(table))
+    return total

@@ -23,6 +23,9 @@ EMBEDDING_FIELDS = ("precision", "position_precision", "vocab_kept", "special_to
 # `head` fields: the precision of the task head's hidden x hidden projection (BERT's pooler, DistilBERT's
 # pre_classifier, RoBERTa's classifier.dense); the small output projection stays fp32.
 HEAD_FIELDS = ("precision",)
+# The weights outside the encoder a plan can quantize, by table name: (plan section, precision field).
+TABLE_PRECISION_FIELDS = {"word": ("embeddings", "precision"), "position": ("embeddings", "position_precision"),
+                          "head": ("head", "precision")}
 
 
 class PlanError(ValueError):
@@ -196,14 +199,24 @@ class Plan:
                 )
 
     # -- queries ------------------------------------------------------------------------------
+    def table_precision(self, table: str) -> str:
+        """Precision of a table of TABLE_PRECISION_FIELDS: "word", "position" (embeddings) or "head"."""
+        section, key = TABLE_PRECISION_FIELDS[table]
+        return getattr(self, section).get(key) or "fp32"
+
+    def set_table_precision(self, table: str, precision: str) -> None:
+        section, key = TABLE_PRECISION_FIELDS[table]
+        getattr(self, section)[key] = precision
+
     def embedding_precision(self, table: str) -> str:
         """Precision of the "word" or "position" embedding table."""
-        key = {"word": "precision", "position": "position_precision"}[table]
-        return self.embeddings.get(key) or "fp32"
+        if table not in ("word", "position"):
+            raise KeyError(table)
+        return self.table_precision(table)
 
     @property
     def head_precision(self) -> str:
-        return self.head.get("precision") or "fp32"
+        return self.table_precision("head")
 
     @property
     def vocab_kept(self) -> list[int] | None:

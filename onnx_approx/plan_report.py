@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from onnx_approx.architectures import MATRIX_ROLES
-from onnx_approx.costs import DEFAULT_SEQ_LEN, encoder_bytes, encoder_parameters, macs_per_token
+from onnx_approx.costs import DEFAULT_SEQ_LEN, encoder_bytes, encoder_parameters, macs_per_token, table_bytes
 from onnx_approx.plan import Plan
 
 
@@ -27,6 +27,15 @@ def _layer_rows(plan: Plan) -> list[str]:
     return rows
 
 
+TABLE_NAMES = {"word": "word embeddings", "position": "position embeddings", "head": "head projection"}
+
+
+def _table_lines(plan: Plan, tables: dict[str, tuple[int, int]]) -> list[str]:
+    """The tables outside the encoder the plan quantizes, as one sentence (nothing when all stay fp32)."""
+    quantized = [f"{TABLE_NAMES[t]} {plan.table_precision(t)}" for t in tables if plan.table_precision(t) != "fp32"]
+    return [f"Outside the encoder: {', '.join(quantized)}.", ""] if quantized else []
+
+
 def _vocabulary_rows(vocabulary: dict[str, Any] | None) -> list[str]:
     """The word-embedding rows a pruned vocabulary keeps, and how much of dev it reads as [UNK]."""
     if vocabulary is None:
@@ -39,10 +48,13 @@ def _vocabulary_rows(vocabulary: dict[str, Any] | None) -> list[str]:
 def report_markdown(plan: Plan, info: dict[str, Any]) -> str:
     """`info`: model, task, main_metric, validation (source line), bound (text), parameters {baseline,
     approximated}, stages {name: {split: metrics}}, search {trials, seconds, rounds}, recovery [summaries],
-    optionally vocabulary {kept, total, dev_unknown}."""
+    tables (`significance.precision.table_shapes` of the model), optionally vocabulary {kept, total,
+    dev_unknown}."""
     identity = Plan.identity(plan.model_type, {"num_layers": plan.num_layers, "num_heads": plan.num_heads,
                                                "head_dim": plan.head_dim, "intermediate_size": plan.intermediate_size})
     base_macs, macs = macs_per_token(identity, DEFAULT_SEQ_LEN), macs_per_token(plan, DEFAULT_SEQ_LEN)
+    tables = info["tables"]
+    base_tables, plan_tables = table_bytes(identity, tables), table_bytes(plan, tables)
     metric = info["main_metric"]
     others = sorted({k for stage in info["stages"].values() for m in stage.values() if m for k in m} - {metric})
     names = [metric, *others]
@@ -65,10 +77,13 @@ def report_markdown(plan: Plan, info: dict[str, Any]) -> str:
         f"{encoder_parameters(plan) / encoder_parameters(identity) - 1:+.1%} |",
         f"| encoder weight bytes (with precision) | {encoder_bytes(identity):,} | {encoder_bytes(plan):,} | "
         f"{encoder_bytes(plan) / encoder_bytes(identity) - 1:+.1%} |",
+        f"| embedding tables + head projection bytes (with precision) | {base_tables:,} | {plan_tables:,} | "
+        f"{plan_tables / base_tables - 1:+.1%} |",
         f"| encoder MACs per token at sequence {DEFAULT_SEQ_LEN} | {base_macs:,} | {macs:,} | {macs / base_macs - 1:+.1%} |",
         *_vocabulary_rows(info.get("vocabulary")),
         "", "## What changed where", "",
         *_layer_rows(plan), "",
+        *_table_lines(plan, tables),
         f"Search: {info['search']['trials']} trials in {info['search']['seconds']:.0f} s"
         + (f" over {info['search']['rounds']} rounds of search and recovery." if info["search"]["rounds"] > 1 else "."),
     ]

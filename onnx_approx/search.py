@@ -14,11 +14,15 @@ Goals:
             speed-up; smaller: int4, else int8), tried by bisection: all matrices at once, else each half,
             down to single matrices. Ranking: exact loss changes from an analysis where it covers the
             phase, else first-order scores measured afresh at the current plan.
+            smaller then tries the tables outside the encoder, most bytes saved first, each int4 else int8:
+            the word embeddings (most of a small model's file), the position embeddings, the task head's
+            hidden x hidden projection (where the head has one).
             smaller with prune_vocab also keeps only the vocabulary of the training examples (first, no
             trial: validation comes from training data, so it cannot see the cost; dev tokens outside it
             read as [UNK], which cost 0.8 % relative accuracy on SST-2 dev: hence opt-in).
 
-Every trial reruns only the layers at and above the change (cached layer inputs). After each trial the
+Every trial reruns only the layers at and above the change (cached layer inputs; an embedding table from
+layer 0, the head's projection from the last layer). After each trial the
 state (plan, trials, phase rankings) is written atomically, so a killed search resumes where it stopped.
 """
 
@@ -27,8 +31,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +42,14 @@ from tqdm.auto import tqdm
 
 from onnx_approx.approximate import PlannedModel
 from onnx_approx.architectures import MATRIX_ROLES, spec_for
-from onnx_approx.costs import effective_macs_per_token, encoder_bytes, macs_per_token
+from onnx_approx.costs import effective_macs_per_token, encoder_bytes, macs_per_token, table_bytes
 from onnx_approx.io_utils import atomic_write_text, read_json
 from onnx_approx.plan import Plan
 from onnx_approx.data.tasks import ACCURACY
 from onnx_approx.significance.ablation import GiveUp, LayerInputCache, Measurement
 from onnx_approx.significance.candidates import Bundle, Candidate
 from onnx_approx.significance.gates import GateLayout
+from onnx_approx.significance.precision import table_shapes
 from onnx_approx.significance.taylor import FirstOrderScores, first_order_scores
 from onnx_approx.significance.validation import ValidationSet
 
@@ -142,6 +147,7 @@ class Search:
         self.state_path, self.analysis, self.progress = Path(state_path), analysis, progress
         spec = spec_for(model.config.model_type)
         self.identity = Plan.identity(spec.model_type, spec.dims(model.config), goal=config.goal)
+        self.tables = table_shapes(model)
         start_plan = start_plan or self.identity
         self.planned = PlannedModel(model, layout)
         self.planned.apply(start_plan)
@@ -285,9 +291,13 @@ class Search:
         """Effective MACs per token (faster / accurate) or bytes (smaller) that `candidate` saves on `plan`."""
         new = candidate.apply(plan, self.layout)
         if self.config.goal == "smaller":
-            return float(encoder_bytes(plan) - encoder_bytes(new))
+            return float(self.weight_bytes(plan) - self.weight_bytes(new))
         seq_len = self.config.seq_len
         return float(effective_macs_per_token(plan, seq_len) - effective_macs_per_token(new, seq_len))
+
+    def weight_bytes(self, plan: Plan) -> int:
+        """Bytes of the weights a plan can change: the encoder's and those of the model's tables."""
+        return encoder_bytes(plan) + table_bytes(plan, self.tables)
 
     # -- phases -----------------------------------------------------------------------------------
     def run(self) -> Plan:
@@ -298,6 +308,8 @@ class Search:
         else:
             phases += [("blocks", self._budget_phase), ("units", self._budget_phase),
                        ("precision", self._precision_phase)]
+        if self.config.goal == "smaller":
+            phases.append(("embeddings", self._tables_phase))
         for name, phase in phases:
             with tqdm(desc=name, disable=not self.progress, dynamic_ncols=True, unit="trial") as bar:
                 for candidate in phase(name):
@@ -359,6 +371,18 @@ class Search:
         else:
             yield from self._bisect(phase, ranked, 0, len(ranked), order[1:])
 
+    def _tables_phase(self, phase: str) -> Iterator[Candidate]:
+        """smaller: each table outside the encoder, most bytes saved first, int4 else int8. A table changes the
+        input of layer 0 (embeddings) or only the head after the last layer."""
+        last = self.layout.num_layers - 1
+        first = [Candidate("table", last if table == "head" else 0, role=table, value="int4") for table in self.tables]
+        for candidate in self._stored_order(phase, first, self._by_bytes_saved):
+            yield from self._with_fallbacks(candidate, ("int8",))
+
+    def _by_bytes_saved(self, candidates: list[Candidate]) -> list[Candidate]:
+        savings = {c: self.saving(self.plan, c) for c in candidates}
+        return sorted((c for c in candidates if savings[c] > 0), key=lambda c: (-savings[c], c.name))
+
     def _bisect(self, phase: str, ranked: list[Candidate], start: int, end: int,
                 fallbacks: tuple[str, ...]) -> Iterator[Candidate | Bundle]:
         """Try ranked[start:end] as one bundle; if undone, each half in turn, down to single matrices, which
@@ -378,13 +402,13 @@ class Search:
         yield from self._bisect(phase, ranked, middle, end, fallbacks)
 
     def _with_fallbacks(self, candidate: Candidate, fallbacks: tuple[str, ...]) -> Iterator[Candidate]:
-        """`candidate`, then while it is undone the same matrix at each fallback precision."""
+        """`candidate`, then while it is undone the same matrix or table at each fallback precision."""
         yield candidate
         for value in fallbacks:
             trial = self._done.get(candidate.name)
             if trial is None or trial.accepted:
                 return
-            candidate = Candidate("precision", candidate.layer, role=candidate.role, value=value)
+            candidate = replace(candidate, value=value)
             yield candidate
 
     def _with_patience(self, candidates: Iterator[Candidate]) -> Iterator[Candidate]:
@@ -402,17 +426,25 @@ class Search:
     # -- ranking ----------------------------------------------------------------------------------
     def _ranked(self, key: str, candidates: list[Candidate], per_saving: bool = False,
                 fresh: bool = True) -> Iterator[Candidate]:
-        """`candidates` least significant first (per unit saved if `per_saving`); the order is computed once
-        and kept in the state, so a resumed search follows it. Later layers first among equals."""
-        if key not in self.state.rankings:
-            live = [c for c in candidates if c.applies_to(self.plan, self.layout)]
+        """`candidates` least significant first (per unit saved if `per_saving`). Later layers first among
+        equals."""
+        def by_significance(live: list[Candidate]) -> list[Candidate]:
             significance = self._significance(live, fresh) if live else {}
             if per_saving:
                 savings = {c: self.saving(self.plan, c) for c in live}
                 live = [c for c in live if savings[c] > 0]
                 significance = {c: significance[c] / savings[c] for c in live}
-            ordered = sorted(live, key=lambda c: (significance[c], -c.layer, c.name))
-            self.state.rankings[key] = [c.name for c in ordered]
+            return sorted(live, key=lambda c: (significance[c], -c.layer, c.name))
+
+        yield from self._stored_order(key, candidates, by_significance)
+
+    def _stored_order(self, key: str, candidates: list[Candidate],
+                      order: Callable[[list[Candidate]], list[Candidate]]) -> Iterator[Candidate]:
+        """The candidates `order` picks and sorts among those that apply, computed once and kept in the state
+        under `key`, so a resumed search follows the same order."""
+        if key not in self.state.rankings:
+            live = [c for c in candidates if c.applies_to(self.plan, self.layout)]
+            self.state.rankings[key] = [c.name for c in order(live)]
             self._checkpoint()
         by_name = {c.name: c for c in candidates}
         yield from (by_name[name] for name in self.state.rankings[key])
@@ -446,10 +478,12 @@ class Search:
         return {
             "baseline": {"loss": self.reference.loss, "metrics": self.valset.metrics(self.reference.outputs),
                          "macs_per_token": macs_per_token(self.identity, self.config.seq_len),
-                         "encoder_bytes": encoder_bytes(self.identity)},
+                         "encoder_bytes": encoder_bytes(self.identity),
+                         "table_bytes": table_bytes(self.identity, self.tables)},
             "approximated": {"loss": self.current.loss, "metrics": self.valset.metrics(self.current.outputs),
                              "macs_per_token": macs_per_token(self.plan, self.config.seq_len),
-                             "encoder_bytes": encoder_bytes(self.plan)},
+                             "encoder_bytes": encoder_bytes(self.plan),
+                             "table_bytes": table_bytes(self.plan, self.tables)},
             "trials": len(self.state.trials),
             "seconds": self.state.seconds,
             "accepted": [t.candidate for t in self.state.trials if t.accepted],

@@ -10,9 +10,11 @@ Goals (all measured on the validation split, as in `analyze`; dev is only report
   faster    remove / int8-quantize the least significant parts per MAC saved while the validation main
             metric stays within --max-rel-drop (relative) of the original: blocks, then heads and neuron
             groups, then per-matrix int8
-  smaller   the same per byte saved, with int4 (else int8) for the precision phase; --prune-vocab also
-            keeps only the training examples' tokens (others read as [UNK]: a dev cost the validation
-            split cannot show, 0.8 % relative accuracy on SST-2; report.md gives the dev [UNK] share)
+  smaller   the same per byte saved, with int4 (else int8) for the precision phase, then int4 (else
+            int8) for the word and position embedding tables and the task head's projection, most bytes
+            first; --prune-vocab also keeps only the training examples' tokens (others read as [UNK]: a
+            dev cost the validation split cannot show, 0.8 % relative accuracy on SST-2; report.md gives
+            the dev [UNK] share)
   accurate  keep a change only if validation loss falls below the best so far and more than half of the
             samples are no worse (the AxFormer rule); layers last to first: FFN block / neuron groups,
             attention block / heads, then int8 per matrix
@@ -24,7 +26,7 @@ restarts from pre-trained weights, as the authors do). --rounds 3 alternates sea
 round prunes further from the recovered model, the budget still measured against the original model.
 
 OUT receives plan.json (the contract for `evaluate --plan` and the graph passes; metrics inside),
-report.md (metrics before/after, parameters, MACs per token at sequence 128, what changed where),
+report.md (metrics before/after, parameters, weight bytes, MACs per token at sequence 128, what changed where),
 model/ (full-size HF folder with the recovered weights + plan.json, for `export`; after recovery) and,
 with --save-pruned, pruned/ (physically pruned PyTorch model in the project's own format).
 """

@@ -1,4 +1,5 @@
-"""Single approximations as plan edits: remove a block, head or neuron group; quantize a matrix; top-K attention.
+"""Single approximations as plan edits: remove a block, head or neuron group; quantize a matrix, an embedding
+table or the task head's projection; top-K attention.
 
 The analysis measures each candidate alone against the unchanged model; the search applies them one after
 another. Both express a candidate as "this plan, plus one edit", so every measurement is of a valid plan.
@@ -17,7 +18,9 @@ REMOVALS = ("attention", "head", "ffn", "group")
 
 @dataclass(frozen=True)
 class Candidate:
-    """kind: a removal (attention/head/ffn/group), "precision" (role + value int8/int4) or "top_k" (value K)."""
+    """kind: a removal (attention/head/ffn/group), "precision" (role + value int8/int4), "top_k" (value K) or
+    "table" (role word/position/head of `plan.TABLE_PRECISION_FIELDS` + value int8/int4; layer: the first
+    layer it changes the input of, 0 for the embeddings, the last one for the head)."""
 
     kind: str
     layer: int
@@ -41,10 +44,14 @@ class Candidate:
             return f"L{self.layer}.{self.role}@{self.value}"
         if self.kind == "top_k":
             return f"L{self.layer}.top{self.value}"
+        if self.kind == "table":
+            return f"{'head' if self.role == 'head' else 'embeddings.' + self.role}@{self.value}"
         return self.component.name
 
     def applies_to(self, plan: Plan, layout: GateLayout) -> bool:
         """Whether the edit would change `plan` (False e.g. for a head of an already removed block)."""
+        if self.kind == "table":
+            return plan.table_precision(self.role) != self.value
         lp = plan.layers[self.layer]
         if self.kind == "attention":
             return not lp.attention.remove
@@ -73,6 +80,8 @@ class Candidate:
             lp.ffn.remove, lp.ffn.neurons_kept = (False, kept) if kept else (True, None)
         elif self.kind == "precision":
             lp.precision[self.role] = self.value
+        elif self.kind == "table":
+            new.set_table_precision(self.role, self.value)
         else:
             lp.attention.sign_match_top_k = self.value
         return new

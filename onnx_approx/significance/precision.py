@@ -141,12 +141,27 @@ def apply_precision(model: nn.Module, plan: Plan) -> nn.Module:
             if columns is not None and columns.numel() == module.in_features:
                 columns = None  # already pruned, or nothing removed
             set_precision(module, precision, columns=columns)
-    set_precision(model.get_input_embeddings(), plan.embedding_precision("word"))
-    set_precision(model.base_model.get_submodule(spec.position_embeddings), plan.embedding_precision("position"))
-    head = head_dense(model)
-    if head is not None:
-        set_precision(head, plan.head_precision)
+    for table, module in quantizable_tables(model).items():
+        set_precision(module, plan.table_precision(table))
     return model
+
+
+def quantizable_tables(model: nn.Module) -> dict[str, nn.Module]:
+    """The modules outside the encoder whose weight a plan can quantize, by `plan.TABLE_PRECISION_FIELDS`
+    name: the "word" and "position" embedding tables and, where the head has one, its "head" projection."""
+    tables = {"word": model.get_input_embeddings(),
+              "position": model.base_model.get_submodule(spec_for(model.config.model_type).position_embeddings)}
+    head = head_dense(model)
+    return tables if head is None else {**tables, "head": head}
+
+
+def table_shapes(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """[rows, cols] of each of `quantizable_tables(model)` (what `costs.table_bytes` counts)."""
+    def shape(module: nn.Module) -> tuple[int, int]:
+        quantized = parametrize.is_parametrized(module, "weight")  # its shape, without quantizing it
+        return tuple((module.parametrizations.weight.original if quantized else module.weight).shape)
+
+    return {table: shape(module) for table, module in quantizable_tables(model).items()}
 
 
 def head_dense(model: nn.Module) -> nn.Linear | None:

@@ -1,13 +1,16 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from onnx_approx.approximate import apply_plan_torch
 from onnx_approx.architectures import spec_for
-from onnx_approx.costs import encoder_bytes, encoder_parameters, macs_per_token
+from graph_passes.quantize import quantize_int4, quantize_int8
+from onnx_approx.costs import encoder_bytes, encoder_parameters, macs_per_token, table_bytes
 from onnx_approx.plan import Plan
+from onnx_approx.significance.precision import quantizable_tables, table_shapes
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -51,5 +54,34 @@ def test_bytes_follow_precision(lively_model):
     assert fp32 == 4 * encoder_parameters(plan)
     plan.layers[0].precision["ffn.intermediate"] = "int8"  # 48 x 32: 1 byte per weight + a scale per row
     assert fp32 - encoder_bytes(plan) == 48 * 32 * 3 - 48 * 4
-    plan.layers[0].precision["ffn.intermediate"] = "int4"  # one block of 32 per row
-    assert fp32 - encoder_bytes(plan) == 48 * 32 * 4 - 48 * 32 // 2 - 48 * 4
+    plan.layers[0].precision["ffn.intermediate"] = "int4"  # one block of 32 per row, its scale in float16
+    assert fp32 - encoder_bytes(plan) == 48 * 32 * 4 - 48 * 32 // 2 - 48 * 2
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_table_bytes_are_what_the_graph_passes_store(lively_model, model_type):
+    model, tokenizer, _ = lively_model(model_type)
+    tables = quantizable_tables(model)
+    shapes = table_shapes(model)
+    assert set(shapes) == {"word", "position", "head"}
+
+    def stored(weight: np.ndarray, precision: str) -> int:
+        """Bytes of the initializers the quantize pass writes for a [rows, cols] table (int4: packed, fp16 scales)."""
+        if precision == "int8":
+            q, scale = quantize_int8(weight, 0)
+            return q.astype(np.int8).nbytes + scale.astype(np.float32).nbytes
+        if precision == "int4":
+            q, scale = quantize_int4(weight, 1)
+            return (q.size + 1) // 2 + scale.astype(np.float16).nbytes
+        return weight.astype(np.float32).nbytes
+
+    plan = Plan.identity(model_type, spec_for(model_type).dims(model.config))
+    for word, position, head in [("fp32",) * 3, ("int4", "int8", "fp32"), ("int8", "int4", "int4")]:
+        for table, precision in zip(("word", "position", "head"), (word, position, head)):
+            plan.set_table_precision(table, precision)
+        expected = sum(stored(tables[t].weight.detach().numpy(), plan.table_precision(t)) for t in tables)
+        assert table_bytes(plan, shapes) == expected
+    kept = list(range(10))  # a pruned vocabulary keeps only these rows of the word table
+    plan.embeddings.update(vocab_kept=kept, special_tokens={"unk": 0})
+    words = tables["word"].weight.detach().numpy()
+    assert table_bytes(plan, shapes) == expected - stored(words, "int8") + stored(words[kept], "int8")

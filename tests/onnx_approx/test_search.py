@@ -1,5 +1,6 @@
 import copy
 import json
+import math
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import torch
 
 from onnx_approx.approximate import apply_plan_torch
 from onnx_approx.evaluate import TorchEngine, evaluate_engine
+from onnx_approx.plan import Plan
 from onnx_approx.search import Search, SearchConfig, SearchStateMismatch
 from onnx_approx.significance.ablation import LayerInputCache
 from onnx_approx.significance.gates import GateLayout
@@ -77,6 +79,7 @@ class TestGoals:
         assert summary["approximated"][saved] < summary["baseline"][saved]
         if goal == "smaller":
             assert any(t.candidate.endswith("@int4") for t in trials)
+            assert trials[-1].phase == "embeddings"  # the tables come last, under the same rule (checked above)
 
 
     @pytest.mark.parametrize("goal", ["accurate", "faster"])
@@ -90,22 +93,71 @@ class TestGoals:
         assert any(t.loss is None for t in trials_early)  # some trials really were cut short
 
 
-class TestCheckpoint:
-    def test_killed_search_resumes_without_redoing_trials(self, setup, tmp_path, monkeypatch):
+class TestTables:
+    @pytest.mark.parametrize(("max_rel_drop", "all_int4"), [(0.9, True), (0.1, False)])
+    def test_smaller_quantizes_the_tables_within_the_budget(self, setup, tmp_path, max_rel_drop, all_int4):
         model, valset = setup
-        reference_plan, _, reference_trials = run_search(copy.deepcopy(model), valset, tmp_path / "a.json", "faster",
+        plan, summary, trials = run_search(copy.deepcopy(model), valset, tmp_path / "state.json", "smaller",
+                                           max_rel_drop=max_rel_drop, patience=4)
+        floor = summary["baseline"]["metrics"]["accuracy"] * (1 - max_rel_drop)
+        tables = [t for t in trials if t.phase == "embeddings"]
+        assert tables and trials[-len(tables):] == tables
+        # Most bytes saved first: the word table (vocab x hidden), the position table, the head's projection.
+        assert [t.candidate for t in tables if t.candidate.endswith("@int4")] == [
+            "embeddings.word@int4", "embeddings.position@int4", "head@int4"]
+        vocab, hidden = model.config.vocab_size, model.config.hidden_size
+        assert tables[0].saving == 4 * vocab * hidden - vocab * hidden // 2 - 2 * vocab * math.ceil(hidden / 32)
+        for table, name in (("word", "embeddings.word"), ("position", "embeddings.position"), ("head", "head")):
+            tried = [t for t in tables if t.candidate.startswith(name + "@")]
+            assert [t.candidate for t in tried] == [f"{name}@int4"] + ([] if tried[0].accepted else [f"{name}@int8"])
+            for trial in tried:
+                assert trial.accepted == (trial.metric is not None and trial.metric >= floor - 1e-12), trial
+            kept = [t.candidate.rpartition("@")[2] for t in tried if t.accepted]
+            assert plan.table_precision(table) == (kept[0] if kept else "fp32")
+        if all_int4:
+            assert all(plan.table_precision(t) == "int4" for t in ("word", "position", "head"))
+        else:  # this budget undoes a table quantization (the word table's int4 on this model)
+            assert any(not t.accepted for t in tables)
+        assert Plan.from_dict(plan.to_dict()) == plan
+        assert summary["approximated"]["table_bytes"] < summary["baseline"]["table_bytes"]
+        # The loss the search ends with (tables measured from layer 0, the head from the last layer, on cached
+        # inputs), recomputed on the physically pruned, fake-quantized model one example at a time.
+        losses = one_by_one_losses(apply_plan_torch(copy.deepcopy(model), plan), valset)
+        assert losses.mean() == pytest.approx(summary["approximated"]["loss"], abs=1e-5)
+
+    def test_a_head_without_projection_is_not_tried(self, setup, tmp_path):
+        model, valset = setup
+        search = Search(copy.deepcopy(model), valset, GateLayout.for_model(model),
+                        SearchConfig(goal="smaller", max_rel_drop=0.9, patience=1), tmp_path / "state.json", SETTINGS,
+                        progress=False)
+        del search.tables["head"]  # what `table_shapes` gives for a head without one (test_precision checks)
+        plan = search.run()
+        search.close()
+        assert [t.candidate for t in search.state.trials if t.phase == "embeddings"] == [
+            "embeddings.word@int4", "embeddings.position@int4"]
+        assert plan.head_precision == "fp32"
+
+
+class TestCheckpoint:
+    @pytest.mark.parametrize("goal", ["faster", "smaller"])
+    def test_killed_search_resumes_without_redoing_trials(self, setup, tmp_path, monkeypatch, goal):
+        model, valset = setup
+        reference_plan, _, reference_trials = run_search(copy.deepcopy(model), valset, tmp_path / "a.json", goal,
                                                          max_rel_drop=0.1, patience=4)
         assert len(reference_trials) > 8
+        # faster: killed early on; smaller: killed in the tables phase, just after its first trial
+        kill_at = 5 if goal == "faster" else [t.phase for t in reference_trials].index("embeddings") + 1
+        assert kill_at < len(reference_trials)
         original_checkpoint = Search._checkpoint
 
         def checkpoint_then_die(self):
             original_checkpoint(self)
-            if len(self.state.trials) == 5:
+            if len(self.state.trials) == kill_at:
                 raise Killed
 
         monkeypatch.setattr(Search, "_checkpoint", checkpoint_then_die)
         with pytest.raises(Killed):
-            run_search(copy.deepcopy(model), valset, tmp_path / "b.json", "faster", max_rel_drop=0.1, patience=4)
+            run_search(copy.deepcopy(model), valset, tmp_path / "b.json", goal, max_rel_drop=0.1, patience=4)
         monkeypatch.setattr(Search, "_checkpoint", original_checkpoint)
 
         measured = []
@@ -117,13 +169,13 @@ class TestCheckpoint:
 
         monkeypatch.setattr(LayerInputCache, "measure", counting_measure)
         seconds_before_kill = json.loads((tmp_path / "b.json").read_text())["seconds"]
-        plan, summary, trials = run_search(copy.deepcopy(model), valset, tmp_path / "b.json", "faster",
+        plan, summary, trials = run_search(copy.deepcopy(model), valset, tmp_path / "b.json", goal,
                                            max_rel_drop=0.1, patience=4)
         assert 0 < seconds_before_kill < summary["seconds"]  # the report's search time spans both runs
         assert plan == reference_plan
         assert [t.candidate for t in trials] == [t.candidate for t in reference_trials]
         # baseline cache + re-measuring the resumed plan + only the trials not done before the kill
-        assert len(measured) == 2 + len(reference_trials) - 5
+        assert len(measured) == 2 + len(reference_trials) - kill_at
 
     def test_other_settings_are_refused(self, setup, tmp_path):
         model, valset = setup

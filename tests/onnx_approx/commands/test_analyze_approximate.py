@@ -143,3 +143,19 @@ def test_smaller_keeps_the_training_vocabulary_and_reports_it(workspace, tmp_pat
         in (tmp_path / "small" / "report.md").read_text()
     assert main([*args, "--out", str(tmp_path / "all")]) == 0
     assert Plan.load(tmp_path / "all" / "plan.json").vocab_kept is None
+
+
+def test_smaller_reports_the_table_bytes_and_precisions(workspace, tmp_path):
+    model, folder, _, data_args = workspace
+    out = tmp_path / "small"
+    assert main(["approximate", "--model", str(folder), *data_args, "--goal", "smaller", "--max-rel-drop", "0.9",
+                 "--patience", "1", "--recover-epochs", "0", "--out", str(out)]) == 0
+    plan = Plan.load(out / "plan.json")
+    quantized = {t: plan.table_precision(t) for t in ("word", "position", "head") if plan.table_precision(t) != "fp32"}
+    assert quantized  # this budget lets the search quantize them
+    hidden, vocab, positions = model.config.hidden_size, model.config.vocab_size, model.config.max_position_embeddings
+    fp32 = 4 * hidden * (vocab + positions + hidden)
+    report = (out / "report.md").read_text()
+    assert f"| embedding tables + head projection bytes (with precision) | {fp32:,} |" in report
+    names = {"word": "word embeddings", "position": "position embeddings", "head": "head projection"}
+    assert "Outside the encoder: " + ", ".join(f"{names[t]} {p}" for t, p in quantized.items()) + "." in report

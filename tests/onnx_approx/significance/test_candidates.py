@@ -38,3 +38,19 @@ def test_edits_leave_the_original_plan_alone():
     assert edited.layers[0].precision_of("ffn.output") == "int4"
     assert edited.layers[0].attention.sign_match_top_k == 16
     assert Candidate("precision", 0, role="ffn.output", value="int4").name == "L0.ffn.output@int4"
+
+
+def test_table_candidates_set_the_embedding_and_head_precisions():
+    plan = Plan.identity("bert", DIMS)
+    edited = plan
+    for role, value in (("word", "int4"), ("position", "int8"), ("head", "int4")):
+        candidate = Candidate("table", 0, role=role, value=value)
+        assert candidate.applies_to(edited, LAYOUT)
+        edited = candidate.apply(edited, LAYOUT)
+        assert not candidate.applies_to(edited, LAYOUT)
+    assert plan.is_identity()
+    assert edited.embeddings == {"precision": "int4", "position_precision": "int8"}
+    assert edited.head == {"precision": "int4"}
+    assert [Candidate("table", 0, role=r, value="int8").name for r in ("word", "position", "head")] == [
+        "embeddings.word@int8", "embeddings.position@int8", "head@int8"]
+    edited.validate()

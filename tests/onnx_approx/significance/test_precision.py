@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from onnx_approx.significance.precision import FakeQuantize, fake_quantize, set_precision
+from onnx_approx.significance.precision import FakeQuantize, fake_quantize, set_precision, table_shapes
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -94,3 +94,18 @@ class TestStraightThrough:
         assert not torch.equal(linear.weight, before)
         set_precision(linear, "fp32")
         assert torch.equal(linear.weight, before)
+
+
+def test_table_shapes_name_the_head_projection_only_where_there_is_one(tiny_model_dir):
+    from transformers import BertForSequenceClassification, BertForTokenClassification
+
+    folder = tiny_model_dir("bert")
+    model = BertForSequenceClassification.from_pretrained(folder)
+    hidden, vocab = model.config.hidden_size, model.config.vocab_size
+    expected = {"word": (vocab, hidden), "position": (model.config.max_position_embeddings, hidden),
+                "head": (hidden, hidden)}
+    assert table_shapes(model) == expected
+    set_precision(model.get_input_embeddings(), "int4")  # a quantized table keeps its shape
+    assert table_shapes(model) == expected
+    without_pooler = BertForTokenClassification.from_pretrained(folder)
+    assert table_shapes(without_pooler) == {k: v for k, v in expected.items() if k != "head"}
