@@ -48,11 +48,16 @@ def select_providers(device: str) -> list[str]:
 
 
 def make_session(
-    model_path: str | Path, threads: int | None = None, device: str = "cpu", *, spinning: bool = False
+    model_path: str | Path, threads: int | None = None, device: str = "cpu", *, spinning: bool = False,
+    profile_prefix: str | Path | None = None,
 ) -> ort.InferenceSession:
     """An InferenceSession; registers the compiled sign-match kernel when the model needs it and it is built
-    (otherwise ORT inlines the model-local function of the same op)."""
+    (otherwise ORT inlines the model-local function of the same op). With `profile_prefix`, ORT's profiler
+    records every run into a trace file starting with it (`end_profiling()` returns its path)."""
     opts = session_options(threads, spinning=spinning)
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = str(profile_prefix)
     providers = select_providers(device)
     if uses_custom_ops(model_path) and providers[0] == "CPUExecutionProvider":
         from onnx_approx import ops

@@ -29,7 +29,7 @@ class BenchEngine:
     max_positions: int | None = None
 
 
-def _folder_facts(folder: Path) -> dict[str, Any]:
+def folder_facts(folder: Path) -> dict[str, Any]:
     """Tokenizer folder, vocabulary size and position limit from a model folder's files, where present."""
     config = read_json(folder / "config.json") if (folder / "config.json").is_file() else {}
     return {
@@ -63,7 +63,7 @@ def onnx_engine(name: str, path: str | Path, threads: int | None, *, baseline: b
 
     onnx_file = onnx_file_of(path)
     return BenchEngine(name, OrtEngine(make_session(onnx_file, threads=threads), name=name), onnx_file,
-                       onnx_file.stat().st_size, baseline, **_folder_facts(onnx_file.parent))
+                       onnx_file.stat().st_size, baseline, **folder_facts(onnx_file.parent))
 
 
 def torch_engine(name: str, folder: str | Path, *, baseline: bool = True) -> BenchEngine:
@@ -75,7 +75,7 @@ def torch_engine(name: str, folder: str | Path, *, baseline: bool = True) -> Ben
     folder = Path(loaded.source)
     size = sum(f.stat().st_size for f in folder.iterdir() if f.suffix in WEIGHT_SUFFIXES)
     return BenchEngine(name, TorchEngine(loaded.model, loaded.uses_token_type_ids, name=name), folder, size,
-                       baseline, **_folder_facts(folder))
+                       baseline, **folder_facts(folder))
 
 
 def model_name(path: Path) -> str:

@@ -1,5 +1,9 @@
 """Run a recipe end to end: fine-tune, analyze, approximate (search + recovery), export, graph passes,
-evaluate on dev in ONNX Runtime, benchmark against the conventional baselines, report.
+evaluate on dev in ONNX Runtime, benchmark against the conventional baselines, profile where the time goes,
+report.
+
+Steps, in order: finetune, analyze, approximate, export, passes, baselines, evaluate, bench, profile
+(goal none: finetune, baselines, evaluate, bench).
 
 Examples:
   onnx-approx run models/minilm-sst2-faster.toml            # what `make demo` runs
@@ -22,8 +26,10 @@ split the analysis and the search measure on.
 OUT (default runs/<recipe name>) receives model.onnx (the approximated model, after the graph passes),
 plan.json, config.json and tokenizer files (loadable like an `export` folder), heatmap.png (significance),
 pareto.png (accuracy against latency), report.md and report.json (dev metric of the fp32 baseline and of
-the approximated model, relative change, sizes, latency table and ratios, step timings, what changed
-where), and steps/ (each step's own outputs).
+the approximated model, relative change, sizes, latency table and ratios, the goal's targets: met, or by
+how much they are missed, where the time goes at 1x128 (ONNX Runtime's profiler: ms per op type of the
+model and the fastest int8 baseline, in report.md when a latency target is missed), step timings, what
+changed where), and steps/ (each step's own outputs).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: the recipe's out, runs/<recipe name>)")
     parser.add_argument("--from-step", default=None,
                         help="rerun this step and all after it even if unchanged (finetune, analyze, approximate, "
-                             "export, passes, baselines, evaluate, bench)")
+                             "export, passes, baselines, evaluate, bench, profile)")
     parser.add_argument("--data-dir", default=None, help="data folder (overrides the recipe's data.data_dir)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of every step, the benchmark included (default: all cores; the benchmark "

@@ -3,9 +3,10 @@ and report.md.
 
 report.json holds every figure: the recipe, the dev metrics of each engine (ONNX Runtime; PyTorch for the
 `torch` baseline) and the model's relative change against ORT fp32, sizes, the benchmark with the speed-ups
-against ORT fp32 and the fastest int8 baseline, what the plan changed (summary; plan.json has every layer) and
-its validation metrics, and the step timings. report.md shows
-them for a person and ends with the approximation's own report (what changed where).
+against ORT fp32 and the fastest int8 baseline, the goal's targets (met, or by how much they are missed: see
+targets.py), where the time goes (the profile step's ms per op type), what the plan changed (summary; plan.json
+has every layer) and its validation metrics, and the step timings. report.md shows them for a person (the
+profile when a latency target is missed) and ends with the approximation's own report (what changed where).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from onnx_approx.approximation import REPORT_FILE as APPROXIMATION_REPORT
 from onnx_approx.bench import BENCH_JSON, BENCH_MD, FP32_BASELINE, PARETO_PNG, BenchResult
 from onnx_approx.finetune import METRICS_FILE
 from onnx_approx.io_utils import atomic_write_bytes, atomic_write_text, read_json
-from onnx_approx.pipeline.bench_step import model_engine
+from onnx_approx.pipeline.bench_step import PROFILE_FILE, model_engine
 from onnx_approx.pipeline.runner import MARKER_FILE, StepRecord
 from onnx_approx.pipeline.steps import EVALUATION_FILE, RunContext
+from onnx_approx.pipeline.targets import SCOPE, evaluate_targets
 from onnx_approx.plan import Plan
 from onnx_approx.significance.report import HEATMAP_FILE
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
+TOP_OPS = 8  # op types listed one by one in "Where the time goes"; the rest share one row
 
 
 def relative_change(new: float, old: float) -> float | None:
@@ -55,6 +58,8 @@ def build_report(ctx: RunContext, records: dict[str, StepRecord], package: str) 
                     for shape in bench.shapes},
         "bench": bench_doc,
     }
+    doc["targets"] = [r.to_dict() for r in evaluate_targets(doc, ctx.recipe.goal)]
+    doc["profile"] = read_json(records["profile"].folder / PROFILE_FILE) if "profile" in records else None
     if ctx.recipe.approximates:
         plan = Plan.load(records["approximate"].folder / PLAN_FILE)
         doc["plan"] = plan.summary()
@@ -86,12 +91,49 @@ def report_markdown(doc: dict[str, Any], bench_md: str, approximation_md: str | 
         int8 = f" ({_ratio(t['vs_int8'])} against {t['fastest_int8']}, the fastest int8)" if t["fastest_int8"] else ""
         lines.append(f"| p50 at {shape} | {t['p50_ms']:.2f} ms | {t['fp32_p50_ms']:.2f} ms | "
                      f"{_ratio(t['vs_fp32'])} faster{int8} |")
+    lines += _targets_section(doc) + _profile_section(doc)
     lines += ["", "## Benchmark", "", bench_md.strip(), "", f"![accuracy against latency]({PARETO_PNG})", "",
               "## Steps", "", "| step | seconds | this run |", "|---|---:|---|"]
     lines += [f"| {s['name']} | {s['seconds']:.0f} | {'reused' if s['reused'] else 'ran'} |" for s in doc["steps"]]
     if approximation_md:
         lines += ["", _demoted(approximation_md).strip()]
     return "\n".join(lines) + "\n"
+
+
+def _targets_section(doc: dict[str, Any]) -> list[str]:
+    """The goal's targets: measured, met or not, and by how much when not (none for goal none)."""
+    if not doc["targets"]:
+        return []
+    goal = doc["recipe"]["goal"]
+    lines = ["", "## Targets", "", f"The project's claims for goal {goal}, checked on this run. {SCOPE[goal]}".strip(),
+             "", "| target | measured | met | shortfall |", "|---|---:|---|---|"]
+    for t in doc["targets"]:
+        met = "–" if t["met"] is None else "yes" if t["met"] else "**no**"
+        lines.append(f"| {t['target']} | {t['shown']} | {met} | {t['shortfall'] or '–'} |")
+    return lines
+
+
+def _profile_section(doc: dict[str, Any]) -> list[str]:
+    """Where the time goes, per profiled engine: the top op types by kernel time; only when a latency target
+    is missed."""
+    profile = doc["profile"]
+    if profile is None or not any(t["met"] is False and t["shape"] for t in doc["targets"]):
+        return []
+    threads = profile["threads"] or "all"
+    lines = ["", f"## Where the time goes at {profile['shape']}", "",
+             f"ONNX Runtime's profiler, {profile['runs']} runs after {profile['warmup']} warm-up runs, {threads} "
+             f"threads: kernel time per run by op type (the rest of a run is the runtime's own work)."]
+    for name, engine in profile["engines"].items():
+        ops = engine["op_types"]
+        kernels = sum(o["ms"] for o in ops)
+        lines += ["", f"**{name}**: {engine['run_ms']:.2f} ms a run, {kernels:.2f} ms of it in kernels.", "",
+                  "| op type | ms | share |", "|---|---:|---:|"]
+        lines += [f"| {o['op']} | {o['ms']:.3f} | {o['share']:.1%} |" for o in ops[:TOP_OPS]]
+        rest = ops[TOP_OPS:]
+        if rest:
+            lines.append(f"| {len(rest)} other op types | {sum(o['ms'] for o in rest):.3f} | "
+                         f"{sum(o['share'] for o in rest):.1%} |")
+    return lines
 
 
 def _demoted(markdown: str) -> str:

@@ -9,6 +9,8 @@
                           ORT fp32 (exported and fused: goal none's model), ORT int8 dynamic/fused/static
     evaluate              dev metrics of every engine: the approximated model and each baseline
     bench                 latency of all of them, interleaved in one process; table, JSON, Pareto plot
+    profile               ms per op type by ONNX Runtime's profiler                 (goal != none)
+                          of the model and the fastest int8 baseline at 1x128 (else the first bench shape)
 """
 
 from __future__ import annotations
@@ -183,6 +185,18 @@ def _bench(ctx: RunContext, out: Path) -> dict[str, Any]:
     return bench_models(ctx, out, read_json(ctx.folders["evaluate"] / EVALUATION_FILE)["metrics"])
 
 
+def _profile_inputs(ctx: RunContext) -> dict[str, Any]:
+    from onnx_approx.pipeline.bench_step import profile_settings
+
+    return profile_settings(ctx)
+
+
+def _profile(ctx: RunContext, out: Path) -> dict[str, Any]:
+    from onnx_approx.pipeline.bench_step import profile_models
+
+    return profile_models(ctx, out)
+
+
 def recipe_steps(recipe: Recipe) -> list[Step]:
     """The steps `recipe` runs, in order (goal none: the conventional baseline only)."""
     finetune = Step("finetune", _finetune, _finetune_inputs, shared=True)
@@ -200,4 +214,5 @@ def recipe_steps(recipe: Recipe) -> list[Step]:
         Step("passes", _passes, _no_inputs, deps=("export", "approximate")),
         baselines,
         *tail,
+        Step("profile", _profile, _profile_inputs, deps=("passes", "baselines", "bench")),
     ]

@@ -44,8 +44,8 @@ def test_a_bad_recipe_is_one_line_naming_file_and_field(tmp_path, fake_pipeline,
 
 def test_an_unknown_step_is_refused_before_any_work(recipe_workspace, capsys):
     assert main(["run", str(recipe_workspace("tiny")), "--from-step", "deploy"]) == 2
-    assert "--from-step must be one of finetune, analyze, approximate, export, passes, baselines, evaluate, bench" \
-        in capsys.readouterr().err
+    steps = "finetune, analyze, approximate, export, passes, baselines, evaluate, bench, profile"
+    assert f"--from-step must be one of {steps}" in capsys.readouterr().err
 
 
 def test_help_shows_examples():

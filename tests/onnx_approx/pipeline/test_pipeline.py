@@ -84,6 +84,24 @@ def test_a_recipe_delivers_a_model_that_scores_as_reported(recipe_workspace, cal
     markdown = report.read_text()
     assert "| dev accuracy |" in markdown and "### What changed where" in markdown and "## Steps" in markdown
 
+    # The goal's targets: the drop is this run's, the latency targets (at 1x128) were not benched here.
+    targets = {t["measure"]: t for t in doc["targets"]}
+    assert list(targets) == ["vs_fp32", "vs_int8", "rel_drop"]
+    assert targets["rel_drop"]["measured"] == pytest.approx(-change)
+    assert targets["rel_drop"]["met"] == (-change <= 0.005)
+    assert targets["vs_fp32"]["met"] is None
+    assert targets["vs_fp32"]["shortfall"] == "not measured: the bench has no 1x128"
+    assert "## Targets" in markdown and "| p50 speed-up over ORT fp32 at 1x128, at least 4x | – | – |" in markdown
+    assert "Where the time goes" not in markdown  # no latency target missed
+
+    # Where the time goes: the model and the fastest int8 baseline profiled at the bench's shape.
+    profile = json.loads((out / "steps/profile/profile.json").read_text())
+    assert doc["profile"] == profile and profile["shape"] == "1x16" and profile["threads"] is None
+    assert list(profile["engines"]) == ["approximated", "ort-int8"]
+    model = profile["engines"]["approximated"]
+    assert model["runs"] == 20 and sum(o["share"] for o in model["op_types"]) == pytest.approx(1, abs=1e-6)
+    assert sorted(p.name for p in (out / "steps/profile").iterdir()) == ["profile.json", "step.json"]
+
     # Fine-tuning held out the validation split (40 % of 60 sentences) the analysis measured on.
     finetuned = json.loads(Path(doc["steps"][0]["folder"], "metrics.json").read_text())
     assert finetuned["train"]["samples"] == 36 and "24 examples carved" in finetuned["train"]["held_out"]
@@ -92,7 +110,7 @@ def test_a_recipe_delivers_a_model_that_scores_as_reported(recipe_workspace, cal
     # Nothing changed: nothing runs. A changed search setting reruns the search and what follows only.
     assert ran(run_recipe(recipe)) == [] and calls["approximate"] == 1
     changed = load_recipe(recipe_workspace("tiny-faster", **{"search.patience": 3}))
-    assert ran(run_recipe(changed)) == ["approximate", "export", "passes", "evaluate", "bench"]
+    assert ran(run_recipe(changed)) == ["approximate", "export", "passes", "evaluate", "bench", "profile"]
     assert calls["finetune"] == calls["analyze"] == 1
 
     # The conventional baseline of the same model and task reuses the fine-tuning and the baselines.
@@ -102,6 +120,8 @@ def test_a_recipe_delivers_a_model_that_scores_as_reported(recipe_workspace, cal
     assert {"model.onnx", "report.md", "pareto.png"} <= names and "heatmap.png" not in names
     base_doc = json.loads((baseline.out / "report.json").read_text())
     assert base_doc["model_engine"] == "ort-fp32" and base_doc["dev"]["metrics"]["ort-fp32"] == dev["ort-fp32"]
+    assert base_doc["targets"] == [] and base_doc["profile"] is None
+    assert "## Targets" not in (baseline.out / "report.md").read_text()
 
 
 def test_an_interrupted_run_resumes_without_redoing_finished_work(recipe_workspace, calls, monkeypatch):
@@ -138,6 +158,6 @@ def test_an_interrupted_run_resumes_without_redoing_finished_work(recipe_workspa
 
     monkeypatch.setattr(onnx_approx.export, "export_folder", real_export)
     report = run_recipe(recipe)
-    assert ran(report) == ["export", "passes", "baselines", "evaluate", "bench"]
+    assert ran(report) == ["export", "passes", "baselines", "evaluate", "bench", "profile"]
     assert calls["finetune"] == calls["analyze"] == 1 and calls["approximate"] == 2  # started once, resumed once
     assert json.loads((recipe.out / "report.json").read_text())["recipe"]["goal"] == "smaller"
