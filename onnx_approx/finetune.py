@@ -38,7 +38,7 @@ def finetune(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fine-tune `model` on `data`'s train split (without the validation split `hold_out` describes, if
-    given); OUT holds HF weights, tokenizer, config and metrics.json (dev)."""
+    given); OUT holds HF weights, tokenizer, config and metrics.json (dev, or `config.max_dev_samples` of it)."""
     out_dir = Path(out_dir)
     check_output_dir(out_dir, overwrite)  # refuse before any training work
     task = data.task
@@ -49,7 +49,7 @@ def finetune(
         _, pool, held_out = validation_examples(data, hold_out.val_fraction, hold_out.val_samples, hold_out.seed)
         log.info("holding out the validation split: %s", held_out)
     train_examples = subsample(pool, config.max_train_samples, config.seed)
-    dev_examples = data.load("dev")
+    dev_examples = data.load("dev", max_samples=config.max_dev_samples, seed=config.seed)
     loaded = load_model(model, task)
     summary = train(
         loaded.model, loaded.tokenizer, task, train_examples, config, uses_token_type_ids=loaded.uses_token_type_ids
@@ -61,12 +61,13 @@ def finetune(
     metrics = {
         "task": task.name,
         "split": "dev",
+        "dev_samples": len(dev_examples),
         "main_metric": task.main_metric,
         "dev": result.metrics,
         "model": str(model),
         "train": {**summary, "config": config.to_dict(), "samples": len(train_examples), "held_out": held_out},
     }
-    log.info("dev %s = %.4f", task.main_metric, result.main_value)
+    log.info("dev %s = %.4f on %d examples", task.main_metric, result.main_value, len(dev_examples))
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         loaded.model.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)

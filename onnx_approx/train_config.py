@@ -17,6 +17,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 42
     max_train_samples: int | None = None  # applied by the caller when it loads the data
+    max_dev_samples: int | None = None  # fine-tuning scores a seeded subset of dev (SQuAD's 10,570: ~1 h a core)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
     parser.add_argument("--max-seq-len", type=int, default=d.max_seq_len, help=f"truncate longer inputs (default {d.max_seq_len})")
     parser.add_argument("--max-train-samples", type=int, default=None, help="train on a seeded random subset")
+    parser.add_argument("--max-dev-samples", type=int, default=None,
+                        help="score a seeded random subset of dev (default all; SQuAD's 10,570 take about an hour "
+                             "on one core)")
     parser.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help=f"default {d.warmup_ratio}")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"default {d.seed}")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_seq_len=args.max_seq_len,
         warmup_ratio=args.warmup_ratio, seed=args.seed, max_train_samples=args.max_train_samples,
+        max_dev_samples=args.max_dev_samples,
     )
     hold_out = None
     if args.hold_out_validation:

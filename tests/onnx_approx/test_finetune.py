@@ -57,6 +57,19 @@ class TestFinetune:
         train = json.loads((tmp_path / "all" / "metrics.json").read_text())["train"]
         assert train["samples"] == 60 and train["held_out"] is None
 
+    def test_max_dev_samples_scores_a_seeded_subset_of_dev(self, tiny_model_dir, sentiment_tables, tmp_path):
+        """The subset's metric equals an independent evaluation of the saved model on the same subset."""
+        data = TaskData.table(sentiment_tables, "sentence")
+        config = TrainConfig(epochs=1, batch_size=8, seed=5, max_dev_samples=4)
+        metrics = finetune(str(tiny_model_dir("bert")), data, tmp_path / "m", config)
+        assert metrics["dev_samples"] == 4
+        subset = data.load("dev", max_samples=4, seed=5)
+        assert len(subset) == 4 and len(data.load("dev")) == 10
+        loaded = load_model(str(tmp_path / "m"), data.task)
+        again = evaluate_engine(TorchEngine(loaded.model, loaded.uses_token_type_ids), loaded.tokenizer, data.task,
+                                subset, max_seq_len=config.max_seq_len)
+        assert again.metrics == metrics["dev"]
+
 
 class TestEvaluateParity:
     @pytest.mark.parametrize("model_type", ["bert", "roberta"])
