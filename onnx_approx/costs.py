@@ -21,6 +21,9 @@ DEFAULT_SEQ_LEN = 128
 # (DESIGN.md: 2.3-3x); the "faster" goal counts an int8 matrix as saving this share of its MACs.
 INT8_MATMUL_SPEEDUP = 2.5
 INT4_SCALE_BYTES = 2  # int4 scales are stored as float16
+# A layer's Q, K and V projections, fused into one Attention node (graph_passes/fuse.py) that runs as int8
+# QAttention only when all three are int8 (graph_passes/quantize_dynamic.py `int8_nodes`).
+FUSED_QKV_ROLES = ("attention.query", "attention.key", "attention.value")
 
 
 def hidden_size(plan: Plan) -> int:
@@ -49,11 +52,19 @@ def macs_per_token(plan: Plan, seq_len: int = DEFAULT_SEQ_LEN) -> int:
 
 
 def effective_macs_per_token(plan: Plan, seq_len: int = DEFAULT_SEQ_LEN) -> float:
-    """MACs per token with int8 MatMuls counted at 1 / INT8_MATMUL_SPEEDUP of their fp32 cost (what the
-    "faster" goal minimizes: int8 weights and activations run 2.3-3x faster in ORT)."""
-    credit = sum(rows * cols * (1 - 1 / INT8_MATMUL_SPEEDUP)
-                 for i, lp in enumerate(plan.layers) for role, (rows, cols) in matrix_shapes(plan, i).items()
-                 if lp.precision_of(role) == "int8")
+    """MACs per token with the MatMuls ORT runs in int8 counted at 1 / INT8_MATMUL_SPEEDUP of their fp32 cost
+    (what the "faster" goal minimizes: int8 weights and activations run 2.3-3x faster in ORT).
+
+    Q, K and V count only when all three are int8 (FUSED_QKV_ROLES): their fused Attention becomes QAttention
+    only then (graph_passes/quantize_dynamic.py); otherwise it stays fp32, the int8 ones merely dequantized."""
+    credit = 0.0
+    for i, lp in enumerate(plan.layers):
+        shapes = matrix_shapes(plan, i)
+        int8 = {role for role in shapes if lp.precision_of(role) == "int8"}
+        if not int8.issuperset(FUSED_QKV_ROLES):
+            int8 -= set(FUSED_QKV_ROLES)
+        credit += sum(rows * cols * (1 - 1 / INT8_MATMUL_SPEEDUP)
+                      for role, (rows, cols) in shapes.items() if role in int8)
     return macs_per_token(plan, seq_len) - credit
 
 

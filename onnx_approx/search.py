@@ -11,9 +11,11 @@ Goals:
   smaller   significant components per unit saved (MACs per token at --seq-len for faster, bytes for
             smaller), in phases: whole blocks, then heads and neuron groups (a phase stops after --patience
             rejections in a row), then precision (faster: int8, counted at the measured int8 MatMul
-            speed-up; smaller: int4, else int8), tried by bisection: all matrices at once, else each half,
-            down to single matrices. Ranking: exact loss changes from an analysis where it covers the
-            phase, else first-order scores measured afresh at the current plan.
+            speed-up, a layer's Q, K and V as one unit since ORT runs its fused Attention in int8 only when
+            all three are; smaller: int4, else int8, per matrix), tried by bisection: all units at once, else
+            each half, down to single units. Ranking: exact loss changes from an analysis where it covers
+            the phase (a Q/K/V unit: the sum of its matrices'), else first-order scores measured afresh at
+            the current plan.
             smaller then tries the tables outside the encoder, most bytes saved first, each int4 else int8:
             the word embeddings (most of a small model's file), the position embeddings, the task head's
             hidden x hidden projection (where the head has one).
@@ -42,12 +44,12 @@ from tqdm.auto import tqdm
 
 from onnx_approx.approximate import PlannedModel
 from onnx_approx.architectures import MATRIX_ROLES, spec_for
-from onnx_approx.costs import effective_macs_per_token, encoder_bytes, macs_per_token, table_bytes
+from onnx_approx.costs import FUSED_QKV_ROLES, effective_macs_per_token, encoder_bytes, macs_per_token, table_bytes
 from onnx_approx.io_utils import atomic_write_text, read_json
 from onnx_approx.plan import Plan
 from onnx_approx.data.tasks import ACCURACY
 from onnx_approx.significance.ablation import GiveUp, LayerInputCache, Measurement
-from onnx_approx.significance.candidates import Bundle, Candidate
+from onnx_approx.significance.candidates import Bundle, Candidate, single_candidates
 from onnx_approx.significance.gates import GateLayout
 from onnx_approx.significance.precision import table_shapes
 from onnx_approx.significance.taylor import FirstOrderScores, first_order_scores
@@ -58,6 +60,7 @@ log = logging.getLogger(__name__)
 GOALS = ("faster", "smaller", "accurate")
 STATE_FORMAT = 1
 ACCURATE_GROUP_SLACK = 1.1  # accurate: try a block's groups/heads only if removing it kept loss < 1.1 x best
+Unit = Candidate | Bundle  # what a trial changes: one edit, or several tried at once
 
 
 class SearchStateMismatch(ValueError):
@@ -210,7 +213,7 @@ class Search:
         no_worse = float(np.mean(measurement.losses <= self.reference.losses))
         return measurement.loss < self.state.best_loss and no_worse > 0.5
 
-    def try_candidate(self, candidate: Candidate | Bundle, phase: str, bar: tqdm | None = None) -> Trial | None:
+    def try_candidate(self, candidate: Unit, phase: str, bar: tqdm | None = None) -> Trial | None:
         """Measure `candidate` on top of the current plan; keep it if the goal's rule accepts it.
 
         Returns None when the candidate no longer applies; a finished trial from the state is not rerun.
@@ -250,7 +253,7 @@ class Search:
         log.debug("%s %s: %s", phase, candidate.name, trial)
         return trial
 
-    def _give_up(self, candidate: Candidate | Bundle) -> GiveUp | None:
+    def _give_up(self, candidate: Unit) -> GiveUp | None:
         """A per-batch test that turns True once the goal's rule cannot accept `candidate` whatever the
         remaining batches hold (losses are >= 0, errors only add up); decisions stay those of a full run."""
         n = len(self.valset)
@@ -287,7 +290,7 @@ class Search:
         return give_up
 
     # -- what a candidate saves -------------------------------------------------------------------
-    def saving(self, plan: Plan, candidate: Candidate | Bundle) -> float:
+    def saving(self, plan: Plan, candidate: Unit) -> float:
         """Effective MACs per token (faster / accurate) or bytes (smaller) that `candidate` saves on `plan`."""
         new = candidate.apply(plan, self.layout)
         if self.config.goal == "smaller":
@@ -301,6 +304,8 @@ class Search:
 
     # -- phases -----------------------------------------------------------------------------------
     def run(self) -> Plan:
+        if self.state.finished:  # a job resumed after its search: keep the plan found (and recovered from)
+            return self.plan
         self._vocabulary_step()
         phases = [("top_k", self._top_k_phase)] if self.config.top_k else []
         if self.config.goal == "accurate":
@@ -360,16 +365,29 @@ class Search:
                       for i in ([None] if kind in ("attention", "ffn") else range(self._units(kind)))]
         yield from self._with_patience(self._ranked(phase, candidates, per_saving=True))
 
-    def _precision_phase(self, phase: str) -> Iterator[Candidate | Bundle]:
+    def _precision_phase(self, phase: str) -> Iterator[Unit]:
         order = {"faster": ("int8",), "smaller": ("int4", "int8"), "accurate": ("int8",)}[self.config.goal]
-        first = [Candidate("precision", layer, role=role, value=order[0])
-                 for layer in range(self.layout.num_layers) for role in MATRIX_ROLES]
-        ranked = list(self._ranked(phase, first, per_saving=self.config.goal != "accurate"))
+        # faster ranks other units than the per-matrix ones: its own key keeps rankings and slice names apart
+        key = f"{phase}.qkv" if self.config.goal == "faster" else phase
+        ranked = list(self._ranked(key, self._precision_units(order[0]), per_saving=self.config.goal != "accurate"))
         if self.config.goal == "accurate":
             for candidate in ranked:
                 yield from self._with_fallbacks(candidate, order[1:])
         else:
-            yield from self._bisect(phase, ranked, 0, len(ranked), order[1:])
+            yield from self._bisect(key, ranked, 0, len(ranked), order[0], order[1:])
+
+    def _precision_units(self, value: str) -> list[Unit]:
+        """Each matrix at precision `value`; faster takes a layer's Q, K and V as one bundle
+        (`L3.attention.qkv@int8`), since ORT runs them in int8 only all together (FUSED_QKV_ROLES)."""
+        units: list[Unit] = []
+        for layer in range(self.layout.num_layers):
+            matrices = [Candidate("precision", layer, role=role, value=value) for role in MATRIX_ROLES]
+            if self.config.goal == "faster":
+                qkv = tuple(c for c in matrices if c.role in FUSED_QKV_ROLES)
+                units.append(Bundle(f"L{layer}.attention.qkv@{value}", qkv))
+                matrices = [c for c in matrices if c not in qkv]
+            units += matrices
+        return units
 
     def _tables_phase(self, phase: str) -> Iterator[Candidate]:
         """smaller: each table outside the encoder, most bytes saved first, int4 else int8. A table changes the
@@ -383,26 +401,28 @@ class Search:
         savings = {c: self.saving(self.plan, c) for c in candidates}
         return sorted((c for c in candidates if savings[c] > 0), key=lambda c: (-savings[c], c.name))
 
-    def _bisect(self, phase: str, ranked: list[Candidate], start: int, end: int,
-                fallbacks: tuple[str, ...]) -> Iterator[Candidate | Bundle]:
-        """Try ranked[start:end] as one bundle; if undone, each half in turn, down to single matrices, which
-        then try the fallback precisions. Mostly harmless quantization costs a few trials, not one per matrix."""
+    def _bisect(self, key: str, ranked: list[Unit], start: int, end: int, value: str,
+                fallbacks: tuple[str, ...]) -> Iterator[Unit]:
+        """Try ranked[start:end] (matrices or Q/K/V bundles at precision `value`, named in slices after the
+        ranking `key`) as one bundle; if undone, each half in turn, down to single units, which then try the
+        fallback precisions. Mostly harmless quantization costs a few trials, not one per matrix."""
         if start >= end:
             return
         if end - start == 1:
             yield from self._with_fallbacks(ranked[start], fallbacks)
             return
-        bundle = Bundle(f"{phase}[{start}:{end}]@{ranked[start].value}", tuple(ranked[start:end]))
+        bundle = Bundle(f"{key}[{start}:{end}]@{value}", tuple(ranked[start:end]))
         yield bundle
         trial = self._done.get(bundle.name)
         if trial is None or trial.accepted:
             return
         middle = (start + end) // 2
-        yield from self._bisect(phase, ranked, start, middle, fallbacks)
-        yield from self._bisect(phase, ranked, middle, end, fallbacks)
+        yield from self._bisect(key, ranked, start, middle, value, fallbacks)
+        yield from self._bisect(key, ranked, middle, end, value, fallbacks)
 
-    def _with_fallbacks(self, candidate: Candidate, fallbacks: tuple[str, ...]) -> Iterator[Candidate]:
-        """`candidate`, then while it is undone the same matrix or table at each fallback precision."""
+    def _with_fallbacks(self, candidate: Unit, fallbacks: tuple[str, ...]) -> Iterator[Unit]:
+        """`candidate`, then while it is undone the same matrix or table at each fallback precision (bundles
+        come only from faster, which has no fallback)."""
         yield candidate
         for value in fallbacks:
             trial = self._done.get(candidate.name)
@@ -424,11 +444,11 @@ class Search:
                 return
 
     # -- ranking ----------------------------------------------------------------------------------
-    def _ranked(self, key: str, candidates: list[Candidate], per_saving: bool = False,
-                fresh: bool = True) -> Iterator[Candidate]:
+    def _ranked(self, key: str, candidates: list[Unit], per_saving: bool = False,
+                fresh: bool = True) -> Iterator[Unit]:
         """`candidates` least significant first (per unit saved if `per_saving`). Later layers first among
         equals."""
-        def by_significance(live: list[Candidate]) -> list[Candidate]:
+        def by_significance(live: list[Unit]) -> list[Unit]:
             significance = self._significance(live, fresh) if live else {}
             if per_saving:
                 savings = {c: self.saving(self.plan, c) for c in live}
@@ -438,8 +458,8 @@ class Search:
 
         yield from self._stored_order(key, candidates, by_significance)
 
-    def _stored_order(self, key: str, candidates: list[Candidate],
-                      order: Callable[[list[Candidate]], list[Candidate]]) -> Iterator[Candidate]:
+    def _stored_order(self, key: str, candidates: list[Unit],
+                      order: Callable[[list[Unit]], list[Unit]]) -> Iterator[Unit]:
         """The candidates `order` picks and sorts among those that apply, computed once and kept in the state
         under `key`, so a resumed search follows the same order."""
         if key not in self.state.rankings:
@@ -449,18 +469,21 @@ class Search:
         by_name = {c.name: c for c in candidates}
         yield from (by_name[name] for name in self.state.rankings[key])
 
-    def _significance(self, candidates: list[Candidate], fresh: bool = True) -> dict[Candidate, float]:
+    def _significance(self, candidates: list[Unit], fresh: bool = True) -> dict[Unit, float]:
         """Exact loss changes from the analysis when it covers every candidate; else first-order scores,
-        measured at the current plan (`fresh`) or reused from the last measurement."""
-        exact = self._analysis_loss_changes()
-        if all(c.name in exact for c in candidates):
-            return {c: exact[c.name] for c in candidates}
-        if fresh or self._scores is None:
-            self.planned.apply(self.plan)
-            self._scores = first_order_scores(self.model, self.valset, self.layout, ("int8", "int4"),
-                                              progress=self.progress)
-        return {c: abs(self._scores.matrix_estimate.get((c.layer, c.role, c.value), 0.0)) if c.kind == "precision"
-                else self._scores.score[c.component] for c in candidates}
+        measured at the current plan (`fresh`) or reused from the last measurement. A bundle's is the sum of
+        its members'."""
+        singles = {c for unit in candidates for c in single_candidates(unit)}
+        by_name = self._analysis_loss_changes()
+        if not all(c.name in by_name for c in singles):
+            if fresh or self._scores is None:
+                self.planned.apply(self.plan)
+                self._scores = first_order_scores(self.model, self.valset, self.layout, ("int8", "int4"),
+                                                  progress=self.progress)
+            scores = self._scores
+            by_name = {c.name: abs(scores.matrix_estimate.get((c.layer, c.role, c.value), 0.0))
+                       if c.kind == "precision" else scores.score[c.component] for c in singles}
+        return {unit: sum(by_name[c.name] for c in single_candidates(unit)) for unit in candidates}
 
     def _analysis_loss_changes(self) -> dict[str, float]:
         """Exact single-change loss changes by candidate name, from the analysis document if given."""

@@ -9,7 +9,7 @@ Examples:
 Goals (all measured on the validation split, as in `analyze`; dev is only reported):
   faster    remove / int8-quantize the least significant parts per MAC saved while the validation main
             metric stays within --max-rel-drop (relative) of the original: blocks, then heads and neuron
-            groups, then per-matrix int8
+            groups, then int8 per matrix, a layer's Q, K and V together (ORT runs them faster only so)
   smaller   the same per byte saved, with int4 (else int8) for the precision phase, then int4 (else
             int8) for the word and position embedding tables and the task head's projection, most bytes
             first; --prune-vocab also keeps only the training examples' tokens (others read as [UNK]: a

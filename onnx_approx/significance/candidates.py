@@ -89,10 +89,11 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Bundle:
-    """Several candidates tried as one change (e.g. int8 for a whole set of matrices at once)."""
+    """Several candidates tried as one change (e.g. int8 for a whole set of matrices at once); members may be
+    bundles themselves (e.g. a layer's Q, K and V among the matrices of a bisection slice)."""
 
     name: str
-    members: tuple[Candidate, ...]
+    members: tuple[Candidate | Bundle, ...]
     kind: str = "bundle"
 
     @property
@@ -108,3 +109,10 @@ class Bundle:
             if member.applies_to(plan, layout):
                 plan = member.apply(plan, layout)
         return plan
+
+
+def single_candidates(unit: Candidate | Bundle) -> tuple[Candidate, ...]:
+    """The single candidates `unit` is made of: itself, or a bundle's members with nested bundles flattened."""
+    if isinstance(unit, Candidate):
+        return (unit,)
+    return tuple(c for member in unit.members for c in single_candidates(member))

@@ -8,7 +8,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from onnx_approx.approximate import apply_plan_torch
 from onnx_approx.architectures import spec_for
 from graph_passes.quantize import quantize_int4, quantize_int8
-from onnx_approx.costs import encoder_bytes, encoder_parameters, macs_per_token, table_bytes
+from onnx_approx.costs import (effective_macs_per_token, encoder_bytes, encoder_parameters, macs_per_token,
+                               table_bytes)
 from onnx_approx.plan import Plan
 from onnx_approx.significance.precision import quantizable_tables, table_shapes
 
@@ -56,6 +57,30 @@ def test_bytes_follow_precision(lively_model):
     assert fp32 - encoder_bytes(plan) == 48 * 32 * 3 - 48 * 4
     plan.layers[0].precision["ffn.intermediate"] = "int4"  # one block of 32 per row, its scale in float16
     assert fp32 - encoder_bytes(plan) == 48 * 32 * 4 - 48 * 32 // 2 - 48 * 2
+
+
+def test_int8_credits_q_k_v_only_all_together():
+    """ORT runs a layer's fused Q/K/V Attention in int8 only when all three are int8 (graph_passes)."""
+    dims = {"num_layers": 2, "num_heads": 4, "head_dim": 8, "hidden_size": 32, "intermediate_size": 48}
+    plan = Plan.identity("bert", dims)
+    # per layer at S = 16: 4 heads x (4*32*8 + 2*16*8) = 5120, 48 neurons x 2*32 = 3072; 2 layers
+    assert effective_macs_per_token(plan, 16) == macs_per_token(plan, 16) == 2 * (5120 + 3072)
+    saved = 1 - 1 / 2.5  # an int8 matrix costs 1 / INT8_MATMUL_SPEEDUP of its MACs
+    plan.layers[0].precision = {"attention.query": "int8", "attention.key": "int8", "ffn.intermediate": "int8"}
+    assert effective_macs_per_token(plan, 16) == pytest.approx(16384 - 48 * 32 * saved)  # Q, K: no credit
+    plan.layers[0].precision["attention.value"] = "int4"
+    assert effective_macs_per_token(plan, 16) == pytest.approx(16384 - 48 * 32 * saved)
+    plan.layers[0].precision["attention.value"] = "int8"
+    assert effective_macs_per_token(plan, 16) == pytest.approx(16384 - (3 * 32 * 32 + 48 * 32) * saved)
+    # layer 1 keeps 2 heads: Q, K, V of 16 x 32 and the output projection of 32 x 16, all int8
+    plan.layers[1].attention.heads_kept = [0, 3]
+    plan.layers[1].precision = dict.fromkeys(("attention.query", "attention.key", "attention.value",
+                                              "attention.output"), "int8")
+    assert macs_per_token(plan, 16) == 8192 + 2 * 1280 + 3072
+    assert effective_macs_per_token(plan, 16) == pytest.approx(
+        13824 - (3 * 32 * 32 + 48 * 32 + 4 * 16 * 32) * saved)
+    plan.layers[1].attention.remove, plan.layers[1].attention.heads_kept = True, None  # nothing left to credit
+    assert effective_macs_per_token(plan, 16) == pytest.approx(8192 + 3072 - (3 * 32 * 32 + 48 * 32) * saved)
 
 
 @pytest.mark.parametrize("model_type", ["bert", "distilbert"])

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from onnx_approx.approximate import apply_plan_torch
+from onnx_approx.architectures import MATRIX_ROLES
+from onnx_approx.costs import FUSED_QKV_ROLES
 from onnx_approx.evaluate import TorchEngine, evaluate_engine
 from onnx_approx.plan import Plan
-from onnx_approx.search import Search, SearchConfig, SearchStateMismatch
+from onnx_approx.search import GOALS, Search, SearchConfig, SearchStateMismatch
 from onnx_approx.significance.ablation import LayerInputCache
 from onnx_approx.significance.gates import GateLayout
 
@@ -29,6 +31,23 @@ def run_search(model, valset, state_path, goal, **config):
     summary = search.summary()
     search.close()
     return plan, summary, search.state.trials
+
+
+def precision_phase(model, valset, state_path, stop_after: int | None = None, **config) -> Search:
+    """The faster goal's precision phase alone, on the unpruned model (every layer keeps Q, K and V); cut off
+    (as if killed: the state is written after each trial) once `stop_after` trials are recorded."""
+    search = Search(copy.deepcopy(model), valset, GateLayout.for_model(model),
+                    SearchConfig(goal="faster", max_rel_drop=0.9, **config), state_path, SETTINGS, progress=False)
+    for unit in search._precision_phase("precision"):
+        search.try_candidate(unit, "precision")
+        if len(search.state.trials) == stop_after:
+            break
+    search.close()
+    return search
+
+
+def qkv_precisions(plan: Plan) -> list[set[str]]:
+    return [{lp.precision_of(role) for role in FUSED_QKV_ROLES} for lp in plan.layers]
 
 
 def one_by_one_losses(model, valset) -> np.ndarray:
@@ -80,6 +99,9 @@ class TestGoals:
         if goal == "smaller":
             assert any(t.candidate.endswith("@int4") for t in trials)
             assert trials[-1].phase == "embeddings"  # the tables come last, under the same rule (checked above)
+        else:  # int8 speeds up a layer's fused Q/K/V Attention only when all three are int8
+            assert all(len(precisions) == 1 for precisions in qkv_precisions(plan))
+            assert any(t.phase == "precision" and t.accepted for t in trials)
 
 
     @pytest.mark.parametrize("goal", ["accurate", "faster"])
@@ -197,7 +219,7 @@ class TestBisection:
         search = object.__new__(Search)
         search._done = {}
         tried, kept = [], set()
-        for candidate in search._bisect("precision", ranked, 0, len(ranked), ("int8",)):
+        for candidate in search._bisect("precision", ranked, 0, len(ranked), "int4", ("int8",)):
             members = candidate.members if isinstance(candidate, Bundle) else (candidate,)
             accepted = not any(m.name in harmful for m in members)
             search._done[candidate.name] = SimpleNamespace(accepted=accepted)
@@ -205,6 +227,74 @@ class TestBisection:
             kept |= {m.name for m in members} if accepted else set()
         assert kept == {c.name for c in ranked} - harmful | {n.replace("@int4", "@int8") for n in harmful}
         assert len(tried) <= 1 + 2 * 2 * 5 + 2  # two bad leaves among 24: two paths of depth 5, plus fallbacks
+
+
+class TestFusedQKV:
+    """faster: ORT runs a layer's fused Q/K/V Attention in int8 only when all three are int8 (FUSED_QKV_ROLES)."""
+
+    @pytest.mark.parametrize("goal", GOALS)
+    def test_only_faster_takes_q_k_v_as_one_unit(self, goal):
+        search = object.__new__(Search)
+        dims = {"num_layers": 2, "num_heads": 4, "head_dim": 8, "intermediate_size": 48}
+        search.config, search.layout = SearchConfig(goal=goal), GateLayout.from_dims(dims)
+        units = search._precision_units("int8")
+        singles = [f"L{i}.{role}@int8" for i in range(2) for role in MATRIX_ROLES]
+        if goal == "faster":
+            assert [u.name for u in units] == [name for i in range(2) for name in (
+                f"L{i}.attention.qkv@int8", f"L{i}.attention.output@int8", f"L{i}.ffn.intermediate@int8",
+                f"L{i}.ffn.output@int8")]
+            assert [m.name for u in units for m in getattr(u, "members", (u,))] == singles
+        else:
+            assert [u.name for u in units] == singles
+
+    @pytest.mark.parametrize(("max_loss_increase", "all_int8"), [(None, True), (0.0, False)])
+    def test_precision_phase_quantizes_a_layers_q_k_v_together(self, setup, tmp_path, max_loss_increase, all_int8):
+        model, valset = setup
+        search = precision_phase(model, valset, tmp_path / "a.json", max_loss_increase=max_loss_increase)
+        names = [t.candidate for t in search.state.trials]
+        others = ("attention.output", "ffn.intermediate", "ffn.output")
+        assert sorted(search.state.rankings["precision.qkv"]) == sorted(
+            [f"L{i}.attention.qkv@int8" for i in range(2)] + [f"L{i}.{role}@int8" for i in range(2) for role in others])
+        assert all(len(precisions) == 1 for precisions in qkv_precisions(search.plan))
+        if all_int8:  # a generous budget: every matrix at once
+            assert names == ["precision.qkv[0:8]@int8"]
+            assert all(lp.precision_of(role) == "int8" for lp in search.plan.layers for role in MATRIX_ROLES)
+            return
+        # A bound on the loss undoes some slices: bisection reaches a layer's Q/K/V bundle on its own.
+        assert names[0] == "precision.qkv[0:8]@int8" and not search.state.trials[0].accepted
+        assert any(name.endswith(".attention.qkv@int8") for name in names)
+        assert len(set(names)) == len(names)
+        # Cut off after 3 trials, the phase resumes with the same trials and ends with the same plan.
+        precision_phase(model, valset, tmp_path / "b.json", stop_after=3, max_loss_increase=max_loss_increase)
+        resumed = precision_phase(model, valset, tmp_path / "b.json", max_loss_increase=max_loss_increase)
+        assert [t.candidate for t in resumed.state.trials] == names and resumed.plan == search.plan
+
+    def test_a_per_matrix_faster_state_resumes_with_q_k_v_units(self, setup, tmp_path):
+        """A state written before Q/K/V units (a "precision" ranking of single matrices, a lone int8 Q kept, a
+        rejected slice) resumes: its names clash with none of the new ones, and Q, K, V end int8 together.
+        Finished, it keeps its plan (a job resumed after the search may have recovered from it)."""
+        model, valset = setup
+        path = tmp_path / "state.json"
+        reference_plan, _, reference_trials = run_search(copy.deepcopy(model), valset, path, "faster",
+                                                         max_rel_drop=0.1, patience=4)
+        state = json.loads(path.read_text())
+        done = [t for t in state["trials"] if t["phase"] != "precision"]
+        layer = next(i for i, lp in enumerate(reference_plan.layers) if not lp.attention.remove)
+        old = [dict(done[-1], phase="precision", candidate="precision[0:12]@int8", accepted=False),
+               dict(done[-1], phase="precision", candidate=f"L{layer}.attention.query@int8", accepted=True)]
+        for i, lp in enumerate(state["plan"]["layers"]):
+            lp["precision"] = {"attention.query": "int8"} if i == layer else {}
+        del state["rankings"]["precision.qkv"]
+        state["rankings"]["precision"] = [f"L{i}.{role}@int8" for i in range(2) for role in MATRIX_ROLES]
+        path.write_text(json.dumps({**state, "trials": done + old, "finished": True}))
+        plan, _, trials = run_search(copy.deepcopy(model), valset, path, "faster", max_rel_drop=0.1, patience=4)
+        assert [t.candidate for t in trials] == [t["candidate"] for t in done + old]
+        assert qkv_precisions(plan)[layer] == {"int8", "fp32"} and plan.to_dict() == state["plan"]
+        path.write_text(json.dumps({**state, "trials": done + old, "finished": False}))
+        plan, _, trials = run_search(copy.deepcopy(model), valset, path, "faster", max_rel_drop=0.1, patience=4)
+        assert [t.candidate for t in trials] == [t["candidate"] for t in done + old] + [
+            t.candidate for t in reference_trials if t.phase == "precision"]
+        assert plan == reference_plan and qkv_precisions(plan)[layer] == {"int8"}
 
 
 class TestVocabulary:

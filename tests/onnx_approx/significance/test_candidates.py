@@ -1,5 +1,5 @@
 from onnx_approx.plan import Plan
-from onnx_approx.significance.candidates import Candidate
+from onnx_approx.significance.candidates import Bundle, Candidate, single_candidates
 from onnx_approx.significance.gates import Component, GateLayout
 
 DIMS = {"num_layers": 2, "num_heads": 4, "head_dim": 8, "intermediate_size": 50}
@@ -53,4 +53,29 @@ def test_table_candidates_set_the_embedding_and_head_precisions():
     assert edited.head == {"precision": "int4"}
     assert [Candidate("table", 0, role=r, value="int8").name for r in ("word", "position", "head")] == [
         "embeddings.word@int8", "embeddings.position@int8", "head@int8"]
+    edited.validate()
+
+
+def test_nested_bundles_apply_what_still_applies():
+    def qkv(layer: int) -> Bundle:
+        roles = ("attention.query", "attention.key", "attention.value")
+        return Bundle(f"L{layer}.attention.qkv@int8", tuple(Candidate("precision", layer, role=r, value="int8")
+                                                             for r in roles))
+
+    output = Candidate("precision", 0, role="attention.output", value="int8")
+    plan = Plan.identity("bert", DIMS)
+    plan.layers[0].precision["attention.key"] = "int8"  # already int8: left as it is
+    plan.layers[1].attention.remove = True  # its Q, K, V cannot change
+    outer = Bundle("slice", (qkv(1), output, qkv(0)))
+    assert outer.layer == 0 and qkv(1).layer == 1
+    assert [c.name for c in single_candidates(outer)] == [
+        "L1.attention.query@int8", "L1.attention.key@int8", "L1.attention.value@int8", "L0.attention.output@int8",
+        "L0.attention.query@int8", "L0.attention.key@int8", "L0.attention.value@int8"]
+    assert single_candidates(output) == (output,)
+    assert not qkv(1).applies_to(plan, LAYOUT) and qkv(0).applies_to(plan, LAYOUT) and outer.applies_to(plan, LAYOUT)
+    edited = outer.apply(plan, LAYOUT)
+    assert edited.layers[0].precision == dict.fromkeys(("attention.query", "attention.key", "attention.value",
+                                                        "attention.output"), "int8")
+    assert edited.layers[1].precision == {} and plan.layers[0].precision == {"attention.key": "int8"}
+    assert not outer.applies_to(edited, LAYOUT)
     edited.validate()
