@@ -10,11 +10,11 @@ Goals (all measured on the validation split, as in `analyze`; dev is only report
   faster    remove / int8-quantize the least significant parts per MAC saved while the validation main
             metric stays within --max-rel-drop (relative) of the original: blocks, then heads and neuron
             groups, then int8 per matrix, a layer's Q, K and V together (ORT runs them faster only so)
-  smaller   the same per byte saved, with int4 (else int8) for the precision phase, then int4 (else
-            int8) for the word and position embedding tables and the task head's projection, most bytes
-            first; --prune-vocab also keeps only the training examples' tokens (others read as [UNK]: a
-            dev cost the validation split cannot show, 0.8 % relative accuracy on SST-2; report.md gives
-            the dev [UNK] share)
+  smaller   first int4 (else int8) for the word and position embedding tables and the task head's
+            projection, most bytes first; then the same as faster per byte saved, with int4 (else int8)
+            per matrix in the precision phase; --prune-vocab also keeps only the training examples'
+            tokens (others read as [UNK]: a dev cost the validation split cannot show, 0.8 % relative
+            accuracy on SST-2; report.md gives the dev [UNK] share)
   accurate  keep a change only if validation loss falls below the best so far and more than half of the
             samples are no worse (the AxFormer rule); layers last to first: FFN block / neuron groups,
             attention block / heads, then int8 per matrix
