@@ -17,7 +17,7 @@ from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_out
 from onnx_approx.modeling import load_model
 from onnx_approx.significance.validation import validation_examples
 from onnx_approx.task_data import TaskData
-from onnx_approx.train import train
+from onnx_approx.train import seed_everything, train
 from onnx_approx.train_config import TrainConfig
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def finetune(
         log.info("holding out the validation split: %s", held_out)
     train_examples = subsample(pool, config.max_train_samples, config.seed)
     dev_examples = data.load("dev", max_samples=config.max_dev_samples, seed=config.seed)
+    seed_everything(config.seed)  # a model without this task's head gets a new one, drawn from the global RNG
     loaded = load_model(model, task)
     summary = train(
         loaded.model, loaded.tokenizer, task, train_examples, config, uses_token_type_ids=loaded.uses_token_type_ids

@@ -21,7 +21,7 @@ from onnx_approx.data import TaskSpec, subsample
 from onnx_approx.modeling import load_model
 from onnx_approx.plan import Plan
 from onnx_approx.pruning import scatter_into
-from onnx_approx.train import TrainConfig, train
+from onnx_approx.train import TrainConfig, seed_everything, train
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ def recover(model: nn.Module, plan: Plan, tokenizer: PreTrainedTokenizerBase, ta
     Returns (full-size model holding the trained weights, training summary); `model` is not changed.
     Apply the plan to the returned model (`apply_plan_torch`) for the trained approximated model.
     """
+    seed_everything(config.seed)  # restarting from weights without this task's head draws a new one
     start = copy.deepcopy(model) if config.start_from is None else load_model(config.start_from, task).model
     full = copy.deepcopy(start)
     pruned = apply_plan_torch(start, plan, mode="prune")

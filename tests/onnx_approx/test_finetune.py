@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from onnx_approx.cli import main
 from onnx_approx.evaluate import OrtEngine, TorchEngine, evaluate_engine
@@ -43,6 +44,24 @@ class TestFinetune:
         saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
         assert saved["dev"] == first["dev"] and saved["main_metric"] == "accuracy"
         assert (tmp_path / "a" / "model.safetensors").is_file() and (tmp_path / "a" / "tokenizer.json").is_file()
+
+    def test_a_new_task_head_is_seeded(self, tiny_model_dir, sentiment_tables, tmp_path):
+        """A pre-trained model without the task's head (as MiniLM) gets the same new head in every run, whatever
+        the global RNG did before: fine-tuning with one seed gives one model."""
+        from transformers import AutoModel
+
+        base = tmp_path / "base"
+        AutoModel.from_pretrained(tiny_model_dir("bert")).save_pretrained(base)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            (base / name).write_bytes((tiny_model_dir("bert") / name).read_bytes())
+        data = TaskData.table(sentiment_tables, "sentence")
+        config = TrainConfig(epochs=1, batch_size=8, seed=3)
+        first = finetune(str(base), data, tmp_path / "a", config)
+        torch.rand(7)  # the global RNG moves on between runs (another process starts elsewhere)
+        second = finetune(str(base), data, tmp_path / "b", config)
+        assert first["train"]["train_loss"] == second["train"]["train_loss"]
+        heads = [load_model(str(tmp_path / d), data.task).model.classifier.weight for d in ("a", "b")]
+        assert torch.equal(*heads)
 
     def test_hold_out_validation_trains_without_the_analysis_split(self, tiny_model_dir, sentiment_tables, tmp_path):
         """--hold-out-validation leaves out exactly the split analyze/approximate carve with the same settings."""
