@@ -44,3 +44,24 @@ def test_recovery_trains_on_a_subset_when_asked(lively_model, synthetic_sentence
     _, summary = recover(model, plan, tokenizer, get_task("sst2"), examples, config,
                          uses_token_type_ids=True, max_seq_len=32)
     assert summary["steps"] == 2  # 6 of the 16 examples in batches of 4
+
+
+def test_restarting_from_weights_without_the_task_head_is_seeded(lively_model, synthetic_sentences, tiny_model_dir,
+                                                                  tmp_path):
+    """Restarting from a pre-trained model without this task's head (as MiniLM) draws the same new head in every
+    run, whatever the global RNG did before: one seed, one recovered model."""
+    from transformers import AutoModel
+
+    model, tokenizer, _ = lively_model("bert")
+    base = tmp_path / "base"
+    AutoModel.from_pretrained(tiny_model_dir("bert", seed=1)).save_pretrained(base)
+    plan = Plan.identity("bert", spec_for("bert").dims(model.config))
+    examples = [Example(t, None, y, f"s:{i}") for i, (t, y) in enumerate(synthetic_sentences(16))]
+    config = RecoveryConfig(epochs=1, batch_size=8, lr=1e-3, start_from=str(base))
+    runs = []
+    for _ in range(2):
+        recovered, _ = recover(model, plan, tokenizer, get_task("sst2"), examples, config,
+                               uses_token_type_ids=True, max_seq_len=32)
+        runs.append(recovered.classifier.weight.detach().clone())
+        torch.rand(7)  # the global RNG moves on between runs
+    assert torch.equal(*runs)
