@@ -48,7 +48,7 @@ def library_api_version(path: Path) -> int:
 
 
 def kernel_isa(path: Path) -> str:
-    """Which compiled kernel variant the library runs on this CPU: generic, avx2 or avx512."""
+    """Which compiled kernel variant the library runs on this CPU: generic, avx2, avx512 or avx512icl."""
     return _library_info(Path(path))[1]
 
 

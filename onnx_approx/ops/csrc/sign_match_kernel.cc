@@ -170,6 +170,28 @@ inline Bytes nibble_matches(Bytes query, Bytes keys) {
 }
 #endif
 
+// A query's sign code: what the counting loop combines with one vector of key codes.
+#if defined(__AVX512BITALG__)
+// With a byte popcount (AVX512-BITALG), a key code holds eight dimensions' sign bits and a vector 64
+// keys: XOR with the query's code and a popcount give 64 keys' mismatches in two instructions, where
+// the nibble tables take a shuffle and an add per four dimensions of 32 keys.
+constexpr int64_t kCodeKeys = 64;
+constexpr int64_t kCodeDims = 8;
+typedef int8_t Code __attribute__((vector_size(64)));
+inline Code query_code(unsigned bits) { return Code{} + static_cast<int8_t>(bits); }
+#else
+constexpr int64_t kCodeKeys = kGroupKeys;
+constexpr int64_t kCodeDims = 4;
+typedef Bytes Code;
+inline Code query_code(unsigned bits) { return query_nibble(bits); }
+#endif
+
+// Code n of a row's sign words: the sign bits of dimensions kCodeDims * n and on.
+inline unsigned code_of(const uint64_t* words, int64_t n) {
+  const int64_t bit = n * kCodeDims;
+  return static_cast<unsigned>(words[bit / 64] >> (bit % 64)) & ((1u << kCodeDims) - 1);
+}
+
 // The lowest `n` set bits of `w` (n < popcount(w)).
 inline uint64_t lowest_bits(uint64_t w, int64_t n) {
   uint64_t taken = 0;
@@ -388,16 +410,18 @@ AttendFunction attend_function(int64_t dim) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Key packing. Byte path (head_dim <= kMaxByteDim): per (batch, head), groups of 32 keys, per group
-// `nibbles` vectors of 32 bytes, byte j of vector n = sign bits of dimensions 4n..4n+3 of key
-// 32 * group + j (padding dimensions and keys are 0). Scalar path: ceil(head_dim / 64) words per key.
+// Key packing. Byte path (head_dim <= kMaxByteDim): per (batch, head), groups of kCodeKeys keys, per
+// group `code_count` vectors of kCodeKeys bytes, byte j of vector n = sign bits of dimensions
+// kCodeDims * n .. kCodeDims * (n + 1) - 1 of key kCodeKeys * group + j (padding dimensions and keys
+// are 0). Scalar path: ceil(head_dim / 64) words per key.
 
 inline int64_t nibble_count(int64_t dim) { return (dim + 3) / 4; }
 inline int64_t word_count(int64_t dim) { return (dim + 63) / 64; }
+inline int64_t code_count(int64_t dim) { return (dim + kCodeDims - 1) / kCodeDims; }
 
 int64_t sign_bytes(int64_t k_len, int64_t dim) {
   const int64_t keys = (k_len + kKeyAlign - 1) / kKeyAlign * kKeyAlign;
-  const int64_t bytes = dim <= kMaxByteDim ? keys * nibble_count(dim) : keys * word_count(dim) * 8;
+  const int64_t bytes = dim <= kMaxByteDim ? keys * code_count(dim) : keys * word_count(dim) * 8;
   return (bytes + 63) / 64 * 64;
 }
 
@@ -412,12 +436,12 @@ void pack_keys(const SignMatchProblem& p, size_t task) {
     }
     return;
   }
-  const int64_t nibbles = nibble_count(dim);
+  const int64_t codes = code_count(dim);
   uint64_t words[2];  // kMaxByteDim <= 128
   for (int64_t j = 0; j < p.k_len; ++j) {
     sign_words(keys + j * dim, dim, words);
-    uint8_t* out = signs + (j / kGroupKeys) * nibbles * kGroupKeys + j % kGroupKeys;
-    for (int64_t n = 0; n < nibbles; ++n) out[n * kGroupKeys] = (words[n / 16] >> (4 * (n % 16))) & 15;
+    uint8_t* out = signs + (j / kCodeKeys) * codes * kCodeKeys + j % kCodeKeys;
+    for (int64_t n = 0; n < codes; ++n) out[n * kCodeKeys] = code_of(words, n);
   }
 }
 
@@ -466,6 +490,50 @@ void count_groups(const Bytes* __restrict query, const uint8_t* signs, int64_t r
   for (int w = 0; w < kTallies; ++w) at_least[w] += byte_sum(tally[w]);
 }
 
+// Counts of one tile of `n_groups` (even, < 256) groups of keys against one query into `counts`, and
+// at_least[w] += the number of those keys whose count is >= window[w]. A valid key counts 1 plus its
+// matching dimensions (padding dimensions, up to a multiple of four, match): at most 1 + max_matches.
+#if defined(__AVX512BITALG__)
+template <int kCodes, int kTallies>
+void count_tile(const Code* __restrict query, const uint8_t* signs, int64_t runtime_codes, const int8_t* init,
+                int64_t n_groups, const int64_t* window, int64_t max_matches, int8_t* __restrict counts,
+                int64_t* at_least) {
+  const int64_t codes = kCodes > 0 ? kCodes : runtime_codes;
+  const __m512i all_match = _mm512_set1_epi8(static_cast<char>(max_matches));
+  __m512i above[kTallies];
+  for (int w = 0; w < kTallies; ++w) above[w] = _mm512_set1_epi8(static_cast<char>(window[w] - 1));
+  for (int64_t g = 0; g < n_groups; g += kCodeKeys / kGroupKeys) {
+    const uint8_t* keys = signs + g * codes * kGroupKeys;
+    __m512i acc = _mm512_add_epi8(_mm512_loadu_si512(init + g * kGroupKeys), all_match);
+    for (int64_t n = 0; n < codes; ++n) {
+      const __m512i differ = _mm512_xor_si512(_mm512_loadu_si512(keys + n * kCodeKeys),
+                                              reinterpret_cast<__m512i>(query[n]));
+      acc = _mm512_sub_epi8(acc, _mm512_popcnt_epi8(differ));
+    }
+    _mm512_storeu_si512(counts + g * kGroupKeys, acc);
+    for (int w = 0; w < kTallies; ++w) at_least[w] += popcount64(_mm512_cmpgt_epi8_mask(acc, above[w]));
+  }
+}
+#else
+template <int kCodes, int kTallies>
+void count_tile(const Code* __restrict query, const uint8_t* signs, int64_t runtime_codes, const int8_t* init,
+                int64_t n_groups, const int64_t* window, int64_t /*max_matches: counted up from init*/,
+                int8_t* __restrict counts, int64_t* at_least) {
+  // With few nibbles the tables stay in registers, one group at a time; otherwise kStep groups share
+  // each load of a table.
+  constexpr int kStep = kCodes > 0 && kCodes <= 8 ? 1 : 4;
+  Bytes above[kTallies];
+  for (int w = 0; w < kTallies; ++w) above[w] = splat(window[w] - 1);
+  const int64_t stepped = n_groups / kStep * kStep;  // the rest is even, as n_groups is
+  count_groups<kCodes, kStep, kTallies>(query, signs, runtime_codes, init, stepped, above, counts, at_least);
+  if (stepped < n_groups) {
+    count_groups<kCodes, 2, kTallies>(query, signs + stepped * runtime_codes * kGroupKeys, runtime_codes,
+                                      init + stepped * kGroupKeys, n_groups - stepped, above,
+                                      counts + stepped * kGroupKeys, at_least);
+  }
+}
+#endif
+
 // at_least[w] = number of keys whose stored count is >= thresholds[w], for kCount thresholds.
 template <int kCount>
 void count_at_least(const int8_t* counts, int64_t groups, const int64_t* thresholds, int64_t* at_least) {
@@ -507,9 +575,9 @@ struct ThresholdSearch {
   }
 };
 
-// Appending the positions of the set bits of `w` (plus `base`) to out[n...]; both ways write up to
+// Appending the positions of the set bits of `w` (plus `base`) to out[n...]; every way writes up to
 // kAppendSlack entries past the new end (the buffers have that room).
-constexpr int64_t kAppendSlack = 8;
+constexpr int64_t kAppendSlack = 16;
 
 // Two positions at a time: a word with up to two bits (the common case with few selected keys) takes
 // no branch that can be mispredicted.
@@ -563,19 +631,85 @@ inline int64_t append_dense(uint64_t w, int32_t base, int32_t* out, int64_t n) {
   return n;
 }
 
+#if defined(__AVX512VBMI2__)
+struct Iota {
+  alignas(64) uint8_t of[64];
+};
+
+constexpr Iota make_iota() {
+  Iota t{};
+  for (int i = 0; i < 64; ++i) t.of[i] = static_cast<uint8_t>(i);
+  return t;
+}
+
+constexpr Iota kIota = make_iota();
+
+// One byte compression (VBMI2) packs the positions of all set bits: no branch on the number of bits
+// unless more than 16 are set.
+inline int64_t append_compressed(uint64_t w, int32_t base, int32_t* out, int64_t n) {
+  const __m512i positions = _mm512_maskz_compress_epi8(w, _mm512_load_si512(kIota.of));
+  const __m512i offset = _mm512_set1_epi32(base);
+  const int64_t count = popcount64(w);
+  __m128i first;  // _mm512_castsi512_si128 trips GCC 12's -Wmaybe-uninitialized
+  std::memcpy(&first, &positions, sizeof(first));
+  _mm512_storeu_si512(out + n, _mm512_add_epi32(_mm512_maskz_cvtepu8_epi32(0xFFFF, first), offset));
+  if (count > 16) {
+    alignas(64) uint8_t bytes[64];
+    _mm512_store_si512(bytes, positions);
+    for (int64_t c = 16; c < count; c += 16) {
+      const __m128i chunk = _mm_load_si128(reinterpret_cast<const __m128i*>(bytes + c));
+      _mm512_storeu_si512(out + n + c, _mm512_add_epi32(_mm512_maskz_cvtepu8_epi32(0xFFFF, chunk), offset));
+    }
+  }
+  return n + count;
+}
+#endif
+
+// The positions of the set bits of `w` (plus `base`) appended to out[n...]; kDense: many set bits.
+template <bool kDense>
+inline int64_t append_bits(uint64_t w, int32_t base, int32_t* out, int64_t n) {
+#if defined(__AVX512VBMI2__)
+  return append_compressed(w, base, out, n);
+#else
+  return kDense ? append_dense(w, base, out, n) : append_sparse(w, base, out, n);
+#endif
+}
+
+// Bit i of *above / *equal: whether counts[i] > t / == t, for 64 counts.
+#if defined(__AVX512BW__)
+inline uint64_t counts_above(const int8_t* counts, const __m512i& t) {
+  return _mm512_cmpgt_epi8_mask(_mm512_loadu_si512(counts), t);
+}
+
+inline uint64_t counts_equal(const int8_t* counts, const __m512i& t) {
+  return _mm512_cmpeq_epi8_mask(_mm512_loadu_si512(counts), t);
+}
+
+inline __m512i splat_threshold(int64_t t) { return _mm512_set1_epi8(static_cast<char>(t)); }
+#else
+inline uint64_t counts_above(const int8_t* counts, Bytes t) {
+  return byte_mask(load_bytes(counts) > t) | static_cast<uint64_t>(byte_mask(load_bytes(counts + 32) > t)) << 32;
+}
+
+inline uint64_t counts_equal(const int8_t* counts, Bytes t) {
+  return byte_mask(load_bytes(counts) == t) | static_cast<uint64_t>(byte_mask(load_bytes(counts + 32) == t)) << 32;
+}
+
+inline Bytes splat_threshold(int64_t t) { return splat(t); }
+#endif
+
 // Every key above `t`, and the lowest-index keys at `t` until `wanted` keys are taken (`count_above`
-// keys are above t), into selected[0 .. wanted), ascending. kDense: appending with append_dense.
+// keys are above t), into selected[0 .. wanted), ascending. kDense: many keys per 64 are selected.
 template <bool kDense>
 void select_keys(const int8_t* counts, int64_t groups, int64_t t, int64_t count_above, int64_t wanted,
                  int32_t* selected) {
-  const Bytes threshold = splat(t);
+  const auto threshold = splat_threshold(t);
   int64_t ties = wanted - count_above;
   int64_t n = 0, g = 0;
-  for (; ties > 0 && g < groups; g += 2) {  // groups is even: kKeyAlign = 2 * kGroupKeys
-    const Bytes c0 = load_bytes(counts + g * kGroupKeys);
-    const Bytes c1 = load_bytes(counts + (g + 1) * kGroupKeys);
-    uint64_t take = byte_mask(c0 > threshold) | static_cast<uint64_t>(byte_mask(c1 > threshold)) << 32;
-    const uint64_t at = byte_mask(c0 == threshold) | static_cast<uint64_t>(byte_mask(c1 == threshold)) << 32;
+  for (; ties > 0 && g < groups; g += 2) {  // 64 keys at a time: groups is even, kKeyAlign = 2 * kGroupKeys
+    const int8_t* c = counts + g * kGroupKeys;
+    uint64_t take = counts_above(c, threshold);
+    const uint64_t at = counts_equal(c, threshold);
     const int64_t n_at = popcount64(at);
     if (n_at <= ties) {
       take |= at;
@@ -584,15 +718,11 @@ void select_keys(const int8_t* counts, int64_t groups, int64_t t, int64_t count_
       take |= lowest_bits(at, ties);
       ties = 0;
     }
-    n = kDense ? append_dense(take, static_cast<int32_t>(g * kGroupKeys), selected, n)
-               : append_sparse(take, static_cast<int32_t>(g * kGroupKeys), selected, n);
+    n = append_bits<kDense>(take, static_cast<int32_t>(g * kGroupKeys), selected, n);
   }
   for (; g < groups; g += 2) {  // keys above t only
-    const Bytes c0 = load_bytes(counts + g * kGroupKeys);
-    const Bytes c1 = load_bytes(counts + (g + 1) * kGroupKeys);
-    const uint64_t take = byte_mask(c0 > threshold) | static_cast<uint64_t>(byte_mask(c1 > threshold)) << 32;
-    n = kDense ? append_dense(take, static_cast<int32_t>(g * kGroupKeys), selected, n)
-               : append_sparse(take, static_cast<int32_t>(g * kGroupKeys), selected, n);
+    const uint64_t take = counts_above(counts + g * kGroupKeys, threshold);
+    n = append_bits<kDense>(take, static_cast<int32_t>(g * kGroupKeys), selected, n);
   }
 }
 
@@ -608,14 +738,13 @@ void select_bytes(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t 
   const int64_t max_count = 1 + 4 * nibbles;  // valid keys count 1 + matches, padding dimensions match
   const uint8_t* signs = p.key_signs + bh * p.sign_bytes_per_head;
   const int8_t* init = p.key_init + bh / p.heads * p.padded_keys;
-  // With few nibbles, the tables stay in registers, and so do the tallies of two thresholds (the
-  // threshold mostly repeats there): four would spill. Otherwise kCountStep groups share each load of
-  // a table, and four tallies fit.
-  constexpr bool kFew = kNibbles > 0 && kNibbles <= 8;
-  constexpr int64_t kCountStep = kFew ? 1 : 4;
-  constexpr int kTallies = kFew ? 2 : kWindow;
+  constexpr int kCodes = kNibbles * 4 / kCodeDims;  // kNibbles is even
+  const int64_t codes = code_count(dim);
+  // With few nibbles, two thresholds' tallies (the threshold mostly repeats there) fit in registers
+  // beside the query's tables: four would spill. Otherwise four fit.
+  constexpr int kTallies = kNibbles > 0 && kNibbles <= 8 ? 2 : kWindow;
 
-  Buffer<Bytes> query_nibbles(kQueryTile * nibbles);
+  Buffer<Code> query_codes(kQueryTile * codes);
   Buffer<Bytes> count_vectors(kQueryTile * groups);
   int8_t* const all_counts = reinterpret_cast<int8_t*>(count_vectors.get());
   int64_t guess = 1 + 2 * nibbles + nibbles / 2;  // the last threshold found
@@ -626,34 +755,19 @@ void select_bytes(const SignMatchProblem& p, int64_t bh, int64_t first, int64_t 
     // Counts of every key for nq queries, a tile of keys at a time, and the number of keys at or
     // above kTallies thresholds around the last one: nearby queries have similar thresholds.
     int64_t window[kTallies];
-    Bytes above[kTallies];
-    for (int w = 0; w < kTallies; ++w) {
-      window[w] = guess - (kTallies - 1) / 2 + w;
-      above[w] = splat(window[w] - 1);
-    }
+    for (int w = 0; w < kTallies; ++w) window[w] = guess - (kTallies - 1) / 2 + w;
     int64_t at_least[kQueryTile][kTallies] = {};
     for (int64_t i = 0; i < nq; ++i) {
       uint64_t words[2];  // kMaxByteDim <= 128
       sign_words(p.q + (bh * p.q_len + q0 + i) * dim, dim, words);
-      for (int64_t n = 0; n < nibbles; ++n) {
-        query_nibbles.get()[i * nibbles + n] = query_nibble((words[n / 16] >> (4 * (n % 16))) & 15);
-      }
+      for (int64_t n = 0; n < codes; ++n) query_codes.get()[i * codes + n] = query_code(code_of(words, n));
     }
     for (int64_t g = 0; g < groups; g += kTileGroups) {
       const int64_t n_groups = groups - g < kTileGroups ? groups - g : kTileGroups;
-      const int64_t stepped = n_groups / kCountStep * kCountStep;  // the rest is even, as groups is
       for (int64_t i = 0; i < nq; ++i) {
-        const Bytes* query = query_nibbles.get() + i * nibbles;
-        int8_t* counts = all_counts + i * p.padded_keys;
-        count_groups<kNibbles, kCountStep, kTallies>(query, signs + g * nibbles * kGroupKeys, nibbles,
-                                                     init + g * kGroupKeys, stepped, above, counts + g * kGroupKeys,
-                                                     at_least[i]);
-        if (stepped < n_groups) {
-          const int64_t r = g + stepped;
-          count_groups<kNibbles, 2, kTallies>(query, signs + r * nibbles * kGroupKeys, nibbles,
-                                              init + r * kGroupKeys, n_groups - stepped, above,
-                                              counts + r * kGroupKeys, at_least[i]);
-        }
+        count_tile<kCodes, kTallies>(query_codes.get() + i * codes, signs + g * codes * kGroupKeys, codes,
+                                     init + g * kGroupKeys, n_groups, window, max_count - 1,
+                                     all_counts + i * p.padded_keys + g * kGroupKeys, at_least[i]);
       }
     }
     // Threshold and selection per query: the window first, then thresholds spread over the interval

@@ -1,8 +1,8 @@
 // Sign-matching attention: the compute kernel, free of ONNX Runtime types.
 //
 // sign_match_kernel.cc is compiled once per instruction-set level (generic x86-64 or other CPU,
-// AVX2, AVX-512) into its own namespace; sign_match_op.cc picks one table at load time from what
-// the CPU supports. Nothing in this header may be an inline function or template: each ISA
+// AVX2, AVX-512, AVX-512 with BITALG and VBMI2) into its own namespace; sign_match_op.cc picks one
+// table at load time from what the CPU supports. Nothing in this header may be an inline function or template: each ISA
 // translation unit would compile its own copy and the linker could keep an AVX-512 one for all.
 #pragma once
 
@@ -49,6 +49,7 @@ const SignMatchKernels& kernels_generic();
 #if defined(__x86_64__)
 const SignMatchKernels& kernels_avx2();
 const SignMatchKernels& kernels_avx512();
+const SignMatchKernels& kernels_avx512icl();
 #endif
 
 }  // namespace onnx_approx

@@ -65,15 +65,19 @@ const SignMatchKernels* select_kernels(std::string* error) {
 #if defined(__x86_64__)
   __builtin_cpu_init();
   const bool has_avx512 = __builtin_cpu_supports("x86-64-v4");
+  const bool has_icl = has_avx512 && __builtin_cpu_supports("avx512bitalg") && __builtin_cpu_supports("avx512vbmi2");
   const bool has_avx2 = __builtin_cpu_supports("x86-64-v3");
-  if (want.empty()) return has_avx512 ? &kernels_avx512() : has_avx2 ? &kernels_avx2() : &kernels_generic();
+  if (want.empty()) {
+    return has_icl ? &kernels_avx512icl() : has_avx512 ? &kernels_avx512() : has_avx2 ? &kernels_avx2() : &kernels_generic();
+  }
+  if (want == "avx512icl" && has_icl) return &kernels_avx512icl();
   if (want == "avx512" && has_avx512) return &kernels_avx512();
   if (want == "avx2" && has_avx2) return &kernels_avx2();
 #else
   if (want.empty()) return &kernels_generic();
 #endif
   if (want == "generic") return &kernels_generic();
-  *error = "ONNX_APPROX_OPS_ISA=" + want + " is not one of generic, avx2, avx512 supported by this CPU";
+  *error = "ONNX_APPROX_OPS_ISA=" + want + " is not one of generic, avx2, avx512, avx512icl supported by this CPU";
   return nullptr;
 }
 
@@ -245,7 +249,7 @@ extern "C" {
 // registering (onnx_approx.ops.register_library).
 __attribute__((visibility("default"))) int onnx_approx_ort_api_version() { return ORT_API_VERSION; }
 
-// The instruction-set variant the kernel runs with on this CPU ("generic", "avx2", "avx512"), or
+// The instruction-set variant the kernel runs with on this CPU ("generic", "avx2", "avx512", "avx512icl"), or
 // the reason none can be used.
 __attribute__((visibility("default"))) const char* onnx_approx_kernel_isa() {
   static std::string description;

@@ -29,7 +29,7 @@ class TestBenchOp:
         assert main(["bench-op", *TINY, "--json", str(tmp_path / "bench.json")]) == 0
         assert "| 8 | 40 | 4 |" in capsys.readouterr().out
         data = json.loads((tmp_path / "bench.json").read_text())
-        assert len(data["rows"]) == 2 and data["kernel_isa"] in ("generic", "avx2", "avx512")
+        assert len(data["rows"]) == 2 and data["kernel_isa"] in ("generic", "avx2", "avx512", "avx512icl")
 
     def test_cli_rejects_bad_grid(self, capsys):
         assert main(["bench-op", *TINY[:-1], "0"]) == 2

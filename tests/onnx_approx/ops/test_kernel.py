@@ -50,7 +50,7 @@ def _isas() -> list[str]:
         return ["generic"]
     best = ctypes.CDLL(str(library_path()))
     best.onnx_approx_kernel_isa.restype = ctypes.c_char_p
-    order = ["generic", "avx2", "avx512"]
+    order = ["generic", "avx2", "avx512", "avx512icl"]
     name = best.onnx_approx_kernel_isa().decode()
     return order[: order.index(name) + 1] if name in order else ["generic"]
 

@@ -36,7 +36,7 @@ class TestLibraryPath:
 class TestRegisterLibrary:
     def test_registers_when_built(self, built_library, fresh_checks):
         assert register_library(ort.SessionOptions()) is True
-        assert library.kernel_isa(built_library) in ("generic", "avx2", "avx512")
+        assert library.kernel_isa(built_library) in ("generic", "avx2", "avx512", "avx512icl")
 
     def test_runtime_older_than_library_falls_back(self, built_library, monkeypatch, caplog, fresh_checks):
         monkeypatch.setattr(library, "runtime_api_version", lambda: library.library_api_version(built_library) - 1)
