@@ -24,6 +24,7 @@ from onnx_approx.dataset import default_max_seq_len
 from onnx_approx.evaluate import TorchEngine, evaluate_engine
 from onnx_approx.io_utils import atomic_output_dir, atomic_write_text, check_output_dir, read_json
 from onnx_approx.modeling import LoadedModel, count_parameters, load_model
+from onnx_approx.plan import Plan
 from onnx_approx.plan_report import report_markdown
 from onnx_approx.pruning import save_pruned
 from onnx_approx.recovery import RecoveryConfig, recover
@@ -69,28 +70,35 @@ def _checked_analysis(folder: str | Path, loaded: LoadedModel, config: AnalysisC
 
 
 def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config: AnalysisConfig,
-                search_config: SearchConfig, recovery: RecoveryConfig, *, rounds: int = 1,
+                search_config: SearchConfig | None, recovery: RecoveryConfig, *, rounds: int = 1,
                 analysis_dir: str | Path | None = None, save_pruned_model: bool = False,
-                overwrite: bool = False) -> dict[str, Any]:
+                overwrite: bool = False, given_plan: Plan | None = None,
+                max_dev_samples: int | None = None) -> dict[str, Any]:
     """Run the whole job (see the module doc); returns the facts of the report.
 
     With `rounds` > 1, search and recovery alternate: each round's search starts from the model the
     previous recovery left and the plan so far, its budget still measured against the original model.
+    `given_plan` (with `search_config` None) skips the search: a hand-written plan recovered and reported.
+    `max_dev_samples` reports on a seeded subset of dev (the one `finetune --max-dev-samples` scores).
     """
-    if rounds < 1 or (rounds > 1 and recovery.epochs <= 0):
-        raise ValueError(f"--rounds must be 1, or more with recovery (--recover-epochs > 0); got {rounds}")
+    if (search_config is None) == (given_plan is None):
+        raise ValueError("approximate needs either a search configuration or a plan, not both")
+    if rounds < 1 or (rounds > 1 and (recovery.epochs <= 0 or given_plan is not None)):
+        raise ValueError(f"--rounds must be 1, or more with a search and recovery (--recover-epochs > 0); got {rounds}")
     out_dir = Path(out_dir)
     prepare_output(out_dir, overwrite)
     task = data.task
     loaded = load_model(model, task)
+    if given_plan is not None:
+        given_plan.check_fits(loaded.spec.model_type, loaded.dims())
     max_seq_len = analysis_config.max_seq_len or default_max_seq_len(task)
     valset, rest, source = load_validation(loaded, data, analysis_config)
     analysis = None if analysis_dir is None else _checked_analysis(analysis_dir, loaded, analysis_config)
     group_size = analysis_config.group_size or (analysis["group_size"] if analysis else None)
     layout = GateLayout.from_dims(loaded.dims(), group_size)
-    dev = _dev_examples(data)
+    dev = _dev_examples(data, max_dev_samples, recovery.seed)
     vocabulary = None
-    if search_config.goal == "smaller" and search_config.prune_vocab:
+    if search_config is not None and search_config.goal == "smaller" and search_config.prune_vocab:
         vocabulary = vocabulary_fields(loaded.tokenizer, [*valset.examples, *rest])
 
     def metrics(net: nn.Module, examples: list | None) -> dict[str, float] | None:
@@ -103,18 +111,23 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
     stages: dict[str, dict[str, Any]] = {"baseline": {"validation": None, "dev": metrics(loaded.model, dev)}}
     current, plan, reference, trials, seconds, recoveries = loaded.model, None, None, 0, 0.0, []
     for r in range(1, rounds + 1):
-        state_file = out_dir / (STATE_FILE if r == 1 else f"search_state.round{r}.json")
-        search = Search(current, valset, layout, search_config, state_file, {**settings, "round": r},
-                        analysis if r == 1 else None, start_plan=plan, reference=reference, vocabulary=vocabulary)
-        plan, found, reference = search.run(), search.summary(), search.reference
-        search.close()
-        seconds += found["seconds"]
-        trials += found["trials"]
-        log.info("round %d search: %d trials, %d kept", r, found["trials"], len(found["accepted"]))
-        stages["baseline"]["validation"] = found["baseline"]["metrics"]
+        if given_plan is None:
+            state_file = out_dir / (STATE_FILE if r == 1 else f"search_state.round{r}.json")
+            search = Search(current, valset, layout, search_config, state_file, {**settings, "round": r},
+                            analysis if r == 1 else None, start_plan=plan, reference=reference, vocabulary=vocabulary)
+            plan, found, reference = search.run(), search.summary(), search.reference
+            search.close()
+            seconds += found["seconds"]
+            trials += found["trials"]
+            log.info("round %d search: %d trials, %d kept", r, found["trials"], len(found["accepted"]))
+            stages["baseline"]["validation"] = found["baseline"]["metrics"]
+            searched = found["approximated"]["metrics"]
+        else:
+            plan = given_plan
+            stages["baseline"]["validation"] = metrics(loaded.model, valset.examples)
+            searched = metrics(apply_plan_torch(copy.deepcopy(current), plan), valset.examples)
         name = "approximated" if rounds == 1 else f"round {r} searched"
-        stages[name] = {"validation": found["approximated"]["metrics"],
-                        "dev": metrics(apply_plan_torch(copy.deepcopy(current), plan), dev)}
+        stages[name] = {"validation": searched, "dev": metrics(apply_plan_torch(copy.deepcopy(current), plan), dev)}
         if recovery.epochs <= 0:
             break
         round_dir = out_dir / ROUNDS_DIR / str(r)
@@ -136,15 +149,16 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
 
     approximated = apply_plan_torch(copy.deepcopy(current), plan)
     searched = [k for k in stages if k.endswith("searched") or k == "approximated"][-1]
-    plan.goal = search_config.goal
+    if search_config is not None:
+        plan.goal = search_config.goal
     plan.metrics = {
         "main_metric": task.main_metric,
-        "baseline": {**stages["baseline"], "validation_loss": reference.loss},
+        "baseline": {**stages["baseline"], "validation_loss": None if reference is None else reference.loss},
         "approximated": {**stages[list(stages)[-1]], "dev_before_recovery": stages[searched]["dev"]},
     }
     info = {
         "model": str(model), "task": task.name, "main_metric": task.main_metric, "validation": source,
-        "bound": "" if search_config.goal == "accurate" else f", max relative drop {search_config.max_rel_drop:g}",
+        "bound": _bound(search_config),
         "stages": stages, "search": {"trials": trials, "seconds": seconds, "rounds": rounds},
         "parameters": {"baseline": count_parameters(loaded.model), "approximated": count_parameters(approximated)},
         "recovery": recoveries, "tables": table_shapes(loaded.model),
@@ -166,9 +180,15 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
     return info
 
 
-def _dev_examples(data: TaskData) -> list | None:
+def _bound(search_config: SearchConfig | None) -> str:
+    if search_config is None:
+        return " (plan given, no search)"
+    return "" if search_config.goal == "accurate" else f", max relative drop {search_config.max_rel_drop:g}"
+
+
+def _dev_examples(data: TaskData, max_samples: int | None, seed: int) -> list | None:
     try:
-        return data.load("dev")
+        return data.load("dev", max_samples=max_samples, seed=seed)
     except ValueError as exc:  # a table task without --dev-file
         log.warning("no dev split (%s): reporting validation figures only", exc)
         return None

@@ -5,6 +5,8 @@ Examples:
   onnx-approx approximate --model runs/cola --task cola-axformer --goal accurate --out runs/cola-acc
   onnx-approx approximate --model runs/sst2 --task sst2 --goal smaller --analysis runs/sst2-analysis \\
       --recover-epochs 0 --out runs/sst2-small
+  onnx-approx approximate --model runs/squad --task squad --plan my-plan.json --max-dev-samples 500 \\
+      --out runs/squad-mine                              # no search: recover and report a written plan
 
 Goals (all measured on the validation split, as in `analyze`; dev is only reported):
   faster    remove / int8-quantize the least significant parts per MAC saved while the validation main
@@ -56,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s, r = SearchConfig(goal="faster"), RecoveryConfig()
     add_model_argument(parser, " (the fine-tuned model)")
     add_task_arguments(parser)
-    parser.add_argument("--goal", required=True, choices=GOALS)
+    parser.add_argument("--goal", choices=GOALS, help="what to search for (required unless --plan)")
+    parser.add_argument("--plan", default=None,
+                        help="skip the search: recover and report this plan.json (hand-written or from another run)")
     parser.add_argument("--out", required=True, help="output folder; an interrupted search in it resumes")
     parser.add_argument("--max-rel-drop", type=float, default=s.max_rel_drop,
                         help=f"faster/smaller: allowed relative drop of the validation main metric (default {s.max_rel_drop})")
@@ -70,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="smaller: keep only the training examples' tokens in the embedding table (default: all)")
     parser.add_argument("--analysis", default=None, help="folder written by `analyze`: rank candidates by its exact loss changes")
     add_analysis_arguments(parser)
+    parser.add_argument("--max-dev-samples", type=int, default=None,
+                        help="report on a seeded random subset of dev, the one `finetune --max-dev-samples` scores")
     group = parser.add_argument_group("recovery fine-tuning")
     group.add_argument("--recover-epochs", type=float, default=r.epochs, help=f"0 skips recovery (default {r.epochs})")
     group.add_argument("--recover-lr", type=float, default=None, help="default 2e-5, or 5e-5 with --recover-from")
@@ -89,19 +95,24 @@ def run(args: argparse.Namespace) -> int:
 
     from onnx_approx.approximation import PLAN_FILE, REPORT_FILE, approximate
     from onnx_approx.commands._common import print_metrics_table, task_data_from_args
+    from onnx_approx.plan import Plan
     from onnx_approx.recovery import RecoveryConfig
     from onnx_approx.search import SearchConfig
 
+    if (args.goal is None) == (args.plan is None):
+        raise ValueError("give --goal (search a plan) or --plan (recover a given one), not both")
     if args.threads:
         torch.set_num_threads(args.threads)
     data = task_data_from_args(args)
-    search = SearchConfig(goal=args.goal, max_rel_drop=args.max_rel_drop, max_loss_increase=args.max_loss_increase,
-                          patience=args.patience, top_k=args.top_k, seq_len=args.seq_len,
-                          prune_vocab=args.prune_vocab)
+    given = Plan.load(args.plan) if args.plan else None
+    search = None if given else SearchConfig(
+        goal=args.goal, max_rel_drop=args.max_rel_drop, max_loss_increase=args.max_loss_increase,
+        patience=args.patience, top_k=args.top_k, seq_len=args.seq_len, prune_vocab=args.prune_vocab)
     recovery = RecoveryConfig(epochs=args.recover_epochs, lr=args.recover_lr, start_from=args.recover_from,
                               batch_size=args.recover_batch_size, max_train_samples=args.recover_max_samples)
     info = approximate(args.model, data, args.out, analysis_config(args), search, recovery, rounds=args.rounds,
-                       analysis_dir=args.analysis, save_pruned_model=args.save_pruned, overwrite=args.overwrite)
+                       analysis_dir=args.analysis, save_pruned_model=args.save_pruned, overwrite=args.overwrite,
+                       given_plan=given, max_dev_samples=args.max_dev_samples)
     rows = [(f"{stage} ({split})", metrics) for stage, splits in info["stages"].items()
             for split, metrics in splits.items() if metrics is not None]
     print_metrics_table(rows, data.task.main_metric)

@@ -159,3 +159,44 @@ def test_smaller_reports_the_table_bytes_and_precisions(workspace, tmp_path):
     assert f"| embedding tables + head projection bytes (with precision) | {fp32:,} |" in report
     names = {"word": "word embeddings", "position": "position embeddings", "head": "head projection"}
     assert "Outside the encoder: " + ", ".join(f"{names[t]} {p}" for t, p in quantized.items()) + "." in report
+
+
+def test_a_given_plan_is_recovered_without_a_search(workspace, tmp_path, monkeypatch, capsys):
+    import onnx_approx.approximation
+    from onnx_approx.data import subsample
+    from onnx_approx.evaluate import TorchEngine, evaluate_engine
+
+    model, folder, files, data_args = workspace
+    monkeypatch.setattr(onnx_approx.approximation, "Search", None)  # any search would fail
+    plan = Plan.identity("bert", {"num_layers": 2, "num_heads": 4, "head_dim": 8, "intermediate_size": 48})
+    plan.layers[0].attention.heads_kept = [0, 2, 3]
+    plan.layers[1].attention.sign_match_top_k = 3
+    plan.save(tmp_path / "given.json")
+    out = tmp_path / "given"
+    args = ["approximate", "--model", str(folder), *data_args, "--plan", str(tmp_path / "given.json"),
+            "--max-dev-samples", "10", "--recover-epochs", "1", "--recover-batch-size", "8", "--out", str(out)]
+    assert main(args) == 0
+    written = Plan.load(out / "plan.json")
+    assert written.layers[0].attention.heads_kept == [0, 2, 3] and written.layers[1].attention.sign_match_top_k == 3
+    assert "(plan given, no search)" in (out / "report.md").read_text()
+
+    # Before recovery, dev is the given plan on the fine-tuned model over the seeded subset finetune scores.
+    task, dev = load_table(files["dev"], "sentence")
+    expected = evaluate_engine(TorchEngine(apply_plan_torch(copy.deepcopy(model), plan), True),
+                               load_model(folder).tokenizer, task, subsample(dev, 10, seed=42), max_seq_len=128)
+    assert written.metrics["approximated"]["dev_before_recovery"] == pytest.approx(expected.metrics)
+    assert (out / "model" / "plan.json").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "give --goal (search a plan) or --plan"),
+    (["--goal", "faster", "--plan", "PLAN"], "not both"),
+    (["--plan", "PLAN"], "num_layers"),
+])
+def test_goal_or_plan_errors(workspace, tmp_path, capsys, extra, message):
+    _, folder, _, data_args = workspace
+    other = Plan.identity("bert", {"num_layers": 3, "num_heads": 4, "head_dim": 8, "intermediate_size": 48})
+    other.save(tmp_path / "other.json")
+    extra = [str(tmp_path / "other.json") if a == "PLAN" else a for a in extra]
+    assert main(["approximate", "--model", str(folder), *data_args, *extra, "--out", str(tmp_path / "x")]) == 2
+    assert message in capsys.readouterr().err
