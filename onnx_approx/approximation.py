@@ -137,7 +137,8 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
         else:
             round_recovery = recovery if r == 1 else dataclasses.replace(recovery, start_from=None)
             current, summary = recover(current, plan, loaded.tokenizer, task, rest, round_recovery,
-                                       uses_token_type_ids=loaded.uses_token_type_ids, max_seq_len=max_seq_len)
+                                       uses_token_type_ids=loaded.uses_token_type_ids, max_seq_len=max_seq_len,
+                                       teacher=loaded.model)
             with atomic_output_dir(round_dir, overwrite=True) as tmp:
                 current.save_pretrained(tmp)
                 loaded.tokenizer.save_pretrained(tmp)

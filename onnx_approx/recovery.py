@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from onnx_approx.approximate import apply_plan_torch
 from onnx_approx.data import TaskSpec, subsample
+from onnx_approx.distill import Distillation
 from onnx_approx.modeling import load_model
 from onnx_approx.plan import Plan
 from onnx_approx.pruning import scatter_into
@@ -36,6 +37,7 @@ class RecoveryConfig:
     batch_size: int = 32
     seed: int = 42
     max_train_samples: int | None = None
+    distill: float = 0.0  # weight of matching the fine-tuned model's outputs (0: labels only)
 
     def train_config(self, max_seq_len: int) -> TrainConfig:
         lr = self.lr if self.lr is not None else (CONTINUE_LR if self.start_from is None else TrainConfig().lr)
@@ -44,9 +46,11 @@ class RecoveryConfig:
 
 
 def recover(model: nn.Module, plan: Plan, tokenizer: PreTrainedTokenizerBase, task: TaskSpec, examples: list,
-            config: RecoveryConfig, *, uses_token_type_ids: bool, max_seq_len: int) -> tuple[nn.Module, dict[str, Any]]:
+            config: RecoveryConfig, *, uses_token_type_ids: bool, max_seq_len: int,
+            teacher: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Train `plan` applied to `model` (or to `config.start_from`) on `examples` (a seeded subset of
-    `config.max_train_samples` of them when set).
+    `config.max_train_samples` of them when set). With `config.distill` > 0 the pruned model also
+    learns the outputs of `teacher` (default: `model` as given).
 
     Returns (full-size model holding the trained weights, training summary); `model` is not changed.
     Apply the plan to the returned model (`apply_plan_torch`) for the trained approximated model.
@@ -59,6 +63,11 @@ def recover(model: nn.Module, plan: Plan, tokenizer: PreTrainedTokenizerBase, ta
     examples = subsample(examples, config.max_train_samples, config.seed)
     log.info("recovery: %.2g epochs on %d examples at lr %.1e from %s", train_config.epochs, len(examples),
              train_config.lr, config.start_from or "the fine-tuned model")
-    summary = train(pruned, tokenizer, task, examples, train_config, uses_token_type_ids=uses_token_type_ids)
+    distillation = None
+    if config.distill > 0:
+        distillation = Distillation((teacher if teacher is not None else model).eval(), config.distill)
+    summary = train(pruned, tokenizer, task, examples, train_config, uses_token_type_ids=uses_token_type_ids,
+                    distillation=distillation)
+    summary["distill"] = config.distill
     summary["start_from"] = config.start_from or "fine-tuned"
     return scatter_into(full, pruned, plan).eval(), summary

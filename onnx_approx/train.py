@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmu
 
 from onnx_approx.data import TaskSpec
 from onnx_approx.dataset import EncodedDataset, encode_dataset
+from onnx_approx.distill import Distillation
 from onnx_approx.features import length_grouped_batches
 from onnx_approx.train_config import TrainConfig
 
@@ -47,8 +48,10 @@ def train(
     *,
     uses_token_type_ids: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    distillation: Distillation | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `model` in place on `examples`; returns a summary (steps, final loss, seconds).
+    With `distillation`, the loss blends the task loss with matching the teacher's outputs.
 
     Works for any module with the Hugging Face forward signature (labels in, `.loss` out), so gated,
     pruned and fake-quantized models train with the same loop.
@@ -70,7 +73,8 @@ def train(
             if step >= total_steps:
                 break
             batch = data.collate(indices, with_token_type_ids=uses_token_type_ids, with_labels=True)
-            loss = model(**batch).loss
+            outputs = model(**batch)
+            loss = outputs.loss if distillation is None else distillation.loss(outputs, batch)
             loss.backward()
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

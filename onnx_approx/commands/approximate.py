@@ -82,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--recover-from", default=None, help="restart from these weights (alias or folder) instead")
     group.add_argument("--recover-batch-size", type=int, default=r.batch_size, help=f"default {r.batch_size}")
     group.add_argument("--recover-max-samples", type=int, default=None, help="train on a seeded random subset")
+    group.add_argument("--recover-distill", type=float, default=r.distill,
+                       help="weight in (0, 1] of matching the fine-tuned model's outputs (knowledge distillation, "
+                            "temperature 2) against the labels' loss; 0 = labels only (default)")
     group.add_argument("--rounds", type=int, default=1,
                        help="alternate search and recovery this many times; later rounds start from the recovered "
                             "model, the budget still against the original (default 1)")
@@ -109,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         goal=args.goal, max_rel_drop=args.max_rel_drop, max_loss_increase=args.max_loss_increase,
         patience=args.patience, top_k=args.top_k, seq_len=args.seq_len, prune_vocab=args.prune_vocab)
     recovery = RecoveryConfig(epochs=args.recover_epochs, lr=args.recover_lr, start_from=args.recover_from,
-                              batch_size=args.recover_batch_size, max_train_samples=args.recover_max_samples)
+                              batch_size=args.recover_batch_size, max_train_samples=args.recover_max_samples,
+                              distill=args.recover_distill)
     info = approximate(args.model, data, args.out, analysis_config(args), search, recovery, rounds=args.rounds,
                        analysis_dir=args.analysis, save_pruned_model=args.save_pruned, overwrite=args.overwrite,
                        given_plan=given, max_dev_samples=args.max_dev_samples)
