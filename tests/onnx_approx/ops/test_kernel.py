@@ -24,6 +24,8 @@ CASES = [  # batch, heads, q_len, k_len, dim, top_k
     (2, 2, 45, 513, 64, 13),  # D = 64 path, K not a multiple of 8
     (3, 2, 33, 257, 32, 5),  # D = 32 path
     (2, 2, 30, 200, 32, 24),  # D = 32 path, dense appending
+    (2, 2, 20, 90, 16, 50),  # over 16 selected keys in one 64 (compressed appending's second chunk)
+    (1, 1, 10, 64, 8, 60),  # 60 of 64 keys: every chunk of the compressed appending
     (1, 1, 300, 400, 32, 20),  # more queries than one block (256)
     (3, 1, 5, 3, 32, 8),  # top_k above the key count
     (1, 1, 12, 3000, 8, 4000),  # every key: the queries' scores don't fit one block
