@@ -121,13 +121,13 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
             trials += found["trials"]
             log.info("round %d search: %d trials, %d kept", r, found["trials"], len(found["accepted"]))
             stages["baseline"]["validation"] = found["baseline"]["metrics"]
-            searched = found["approximated"]["metrics"]
         else:
             plan = given_plan
             stages["baseline"]["validation"] = metrics(loaded.model, valset.examples)
-            searched = metrics(apply_plan_torch(copy.deepcopy(current), plan), valset.examples)
+        planned = apply_plan_torch(copy.deepcopy(current), plan)
+        validation = found["approximated"]["metrics"] if given_plan is None else metrics(planned, valset.examples)
         name = "approximated" if rounds == 1 else f"round {r} searched"
-        stages[name] = {"validation": searched, "dev": metrics(apply_plan_torch(copy.deepcopy(current), plan), dev)}
+        stages[name] = {"validation": validation, "dev": metrics(planned, dev)}
         if recovery.epochs <= 0:
             break
         round_dir = out_dir / ROUNDS_DIR / str(r)
