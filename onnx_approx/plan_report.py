@@ -60,7 +60,8 @@ def report_markdown(plan: Plan, info: dict[str, Any]) -> str:
     names = [metric, *others]
     lines = [
         f"# Approximation report: {info['model']} on {info['task']}", "",
-        f"Goal **{plan.goal}**{info.get('bound', '')}. Validation: {info['validation']}.", "",
+        f"{f'Goal **{plan.goal}**' if plan.goal else 'No goal'}{info.get('bound', '')}. "
+        f"Validation: {info['validation']}.", "",
         "## Metrics", "",
         "| model | split | " + " | ".join(names) + " |", "|---|---|" + "---:|" * len(names),
     ]

@@ -178,7 +178,7 @@ def test_a_given_plan_is_recovered_without_a_search(workspace, tmp_path, monkeyp
     assert main(args) == 0
     written = Plan.load(out / "plan.json")
     assert written.layers[0].attention.heads_kept == [0, 2, 3] and written.layers[1].attention.sign_match_top_k == 3
-    assert "(plan given, no search)" in (out / "report.md").read_text()
+    assert "No goal (plan given, no search)." in (out / "report.md").read_text()
 
     # Before recovery, dev is the given plan on the fine-tuned model over the seeded subset finetune scores.
     task, dev = load_table(files["dev"], "sentence")
