@@ -2,6 +2,7 @@ import math
 from collections import Counter
 
 import numpy as np
+import onnx_ir as ir
 import pytest
 
 from graph_passes import CleanupPass, DynamicQuantizePass, FusePass, QuantizeWeightsPass, locate
@@ -41,3 +42,54 @@ class TestDynamicQuantizePass:
         got = ort_logits(quantized, export.inputs())
         # activations are quantized too: close to the weight-only reference, not equal
         assert np.abs(got - expected).max() < 0.02 * np.abs(expected).max()
+
+    def test_quantized_attention_still_masks_padding(self, tiny_export, ort_logits):
+        """QAttention has no attention_bias input, and ORT's quantizer drops it: the padding mask must reach
+        every QAttention as mask_index, read from the attention_mask input."""
+        export = tiny_export("bert")
+        plan = export.plan()
+        for layer in plan.layers:
+            layer.precision = dict.fromkeys(MATRIX_ROLES, "int8")
+        model = export.load()
+        structure = locate(model, "bert")
+        CleanupPass()(model)
+        FusePass(structure)(model)
+        quantized = DynamicQuantizePass(int8_nodes(weight_targets(structure, plan)))(model).model
+        attentions = [n for n in quantized.graph if n.op_type == "QAttention"]
+        assert len(attentions) == 2
+        for node in attentions:
+            mask = node.inputs[5]
+            assert mask is not None, f"{node.name} lost its padding mask"
+            assert mask.producer().op_type == "Cast" and mask.producer().inputs[0].name == "attention_mask"
+
+
+class TestMaskAsIndex:
+    def test_the_mask_index_masks_as_the_bias_did(self, tiny_export, ort_logits):
+        """On the fp32 fused graph, the raw mask as mask_index gives the logits the attention bias gave."""
+        from graph_passes.quantize_dynamic import mask_as_index
+
+        export = tiny_export("bert")
+        model = export.load()
+        structure = locate(model, "bert")
+        CleanupPass()(model)
+        FusePass(structure)(model)
+        before = ort_logits(model, export.inputs())
+        attentions = [n for n in model.graph if n.op_type == "Attention"]
+        assert attentions and all(len(n.inputs) > 5 and n.inputs[5] is not None for n in attentions)
+        cache = {}
+        assert all(mask_as_index(model.graph, n, cache) for n in attentions)
+        assert all(len(n.inputs) == 4 and n.inputs[3] is cache["mask"] for n in attentions)
+        CleanupPass(fold=False)(model)
+        np.testing.assert_allclose(ort_logits(model, export.inputs()), before, atol=1e-5)
+
+    def test_a_bias_not_from_the_mask_alone_is_refused(self):
+        from graph_passes.quantize_dynamic import mask_as_index
+
+        mask = ir.Value(name="attention_mask", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([1, 4]))
+        ids = ir.Value(name="input_ids", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([1, 4]))
+        bias = ir.node("Add", [ir.node("Cast", [mask], attributes={"to": ir.DataType.FLOAT}).outputs[0],
+                               ir.node("Cast", [ids], attributes={"to": ir.DataType.FLOAT}).outputs[0]])
+        attention = ir.node("Attention", [ids, ids, ids, None, None, bias.outputs[0]], domain="com.microsoft")
+        graph = ir.Graph([mask, ids], attention.outputs, nodes=[*[v.producer() for v in bias.inputs], bias, attention])
+        assert not mask_as_index(graph, attention, {})
+        assert attention.inputs[5] is bias.outputs[0]  # left as it was
