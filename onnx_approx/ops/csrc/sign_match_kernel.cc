@@ -12,11 +12,14 @@
 //     shuffle on SSSE3/AVX2; a few shifts and masks elsewhere), and the tables' values add up per
 //     key. Counts start at 1 for valid keys and at -128 for invalid ones, so an invalid key never
 //     reaches a threshold >= 1. A few queries share each tile of keys while its signs are in L1.
+//     With AVX-512 BITALG (the avx512icl build) a byte holds eight dimensions of one key and a vector
+//     64 keys instead: XOR with the query's byte and a byte popcount count the mismatches.
 //  2. the threshold t (the largest count reached by at least K valid keys) by counting, not
 //     sorting: the counting loop also counts the keys at or above a few thresholds around the
 //     previous query's t, which nearby queries mostly share; when t lies outside, passes over the
 //     stored counts narrow it down. Then one pass takes every key above t and the lowest-index
-//     keys equal to t (ties to the lower index).
+//     keys equal to t (ties to the lower index): 64 keys per compare mask with AVX-512, their
+//     positions appended by one byte compression with VBMI2 (avx512icl).
 //  3. exact softmax attention of the block's queries over their selected keys: all scores, then all
 //     softmax weights, then all weighted sums of value rows (vectorized, with a polynomial exp).
 // Head dimensions above kMaxByteDim (counts would overflow a byte) count and select on a scalar path.
