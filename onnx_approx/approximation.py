@@ -139,6 +139,8 @@ def approximate(model: str, data: TaskData, out_dir: str | Path, analysis_config
             current, summary = recover(current, plan, loaded.tokenizer, task, rest, round_recovery,
                                        uses_token_type_ids=loaded.uses_token_type_ids, max_seq_len=max_seq_len,
                                        teacher=loaded.model)
+            if r > 1:
+                summary["start_from"] = f"round {r - 1}'s recovered model"
             with atomic_output_dir(round_dir, overwrite=True) as tmp:
                 current.save_pretrained(tmp)
                 loaded.tokenizer.save_pretrained(tmp)

@@ -125,6 +125,7 @@ def test_rounds_resume_after_a_kill_without_retraining(workspace, tmp_path, monk
     assert not (out / "rounds").exists()
     report = (out / "report.md").read_text()
     assert "over 2 rounds of search and recovery" in report and "| round 2 recovered | dev |" in report
+    assert "from fine-tuned in" in report and "from round 1's recovered model in" in report
 
 
 def test_smaller_keeps_the_training_vocabulary_and_reports_it(workspace, tmp_path):
