@@ -13,10 +13,9 @@ dev 0.8727 -> 0.8589 on a batched evaluation). Such nodes get the raw padding ma
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
-
-import logging
 
 import onnx
 import onnx_ir as ir
