@@ -29,6 +29,11 @@ def constant_array(value: ir.Value | None) -> np.ndarray | None:
     return None
 
 
+def graph_input(graph: ir.Graph, name: str) -> ir.Value | None:
+    """The graph input called `name` (e.g. "attention_mask"), or None."""
+    return next((v for v in graph.inputs if v.name == name), None)
+
+
 def value_names(graph: ir.Graph) -> set[str]:
     """Every value name in use in `graph` (inputs, initializers, node outputs)."""
     names = {v.name for v in graph.inputs} | set(graph.initializers)

@@ -22,7 +22,7 @@ import onnx_ir as ir
 from onnx_ir.passes.common import NameFixPass
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-from graph_passes._ir_utils import unique_name
+from graph_passes._ir_utils import graph_input, unique_name
 from graph_passes.fuse import ORT_DOMAIN
 from graph_passes.quantize import WeightTarget
 
@@ -69,7 +69,7 @@ def mask_as_index(graph: ir.Graph, node: ir.Node, cache: dict[str, ir.Value]) ->
     bias = inputs[ATTENTION_BIAS] if len(inputs) > ATTENTION_BIAS else None
     if bias is None:
         return True
-    mask = next((v for v in graph.inputs if v.name == "attention_mask"), None)
+    mask = graph_input(graph, "attention_mask")
     if (mask is None or graph_inputs_behind(bias) != {"attention_mask"} or any(inputs[MASK_INDEX:ATTENTION_BIAS])
             or any(inputs[ATTENTION_BIAS + 1:])):
         return False

@@ -8,7 +8,7 @@ import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedNodesPass
 
 from graph_passes import sign_match_function
-from graph_passes._ir_utils import unique_name, value_names
+from graph_passes._ir_utils import graph_input, unique_name, value_names
 from graph_passes.base import PlanPass
 from graph_passes.structure import ATTENTION_ROLES, AttentionBlock
 
@@ -53,7 +53,7 @@ class SignMatchPass(PlanPass):
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
         graph = model.graph
-        mask = next((v for v in graph.inputs if v.name == "attention_mask"), None)
+        mask = graph_input(graph, "attention_mask")
         for layer in self.structure.layers:
             top_k = self.plan.layers[layer.index].attention.sign_match_top_k
             if top_k is None or layer.sign_match is not None:
