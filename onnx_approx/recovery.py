@@ -39,6 +39,10 @@ class RecoveryConfig:
     max_train_samples: int | None = None
     distill: float = 0.0  # weight of matching the fine-tuned model's outputs (0: labels only)
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.distill <= 1.0:  # refused before a search, not when recovery starts
+            raise ValueError(f"recovery distill weight must be in [0, 1], got {self.distill}")
+
     def train_config(self, max_seq_len: int) -> TrainConfig:
         lr = self.lr if self.lr is not None else (CONTINUE_LR if self.start_from is None else TrainConfig().lr)
         return TrainConfig(epochs=self.epochs, lr=lr, batch_size=self.batch_size, max_seq_len=max_seq_len,

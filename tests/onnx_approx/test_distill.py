@@ -106,3 +106,9 @@ class TestDistilledRecovery:
             assert summary["distill"] == distill
             assert (seen[-1] is None) if expected_teacher is None else (seen[-1].teacher is teacher
                                                                         and seen[-1].weight == 0.5)
+
+
+@pytest.mark.parametrize("distill", [-0.1, 1.5])
+def test_recovery_refuses_a_distill_weight_outside_0_1(distill):
+    with pytest.raises(ValueError, match="distill weight"):
+        RecoveryConfig(distill=distill)
